@@ -1,0 +1,107 @@
+"""Generators by name, and named presets (generator + its config + the mel it expects).
+
+Every generator is an ``nn.Module`` built from a config dataclass, with ``forward(mel [B, n_mels, T]) ->
+wav [B, 1, T * hop_length]``, attributes ``config``, ``hop_length``, ``n_mels`` and a ``remove_weight_norm()``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Mapping, Type, Union
+
+import torch.nn as nn
+
+from ..audio.mel import MelConfig
+
+__all__ = ["register_generator", "register_preset", "build_generator", "get_preset", "generator_names",
+           "preset_names", "config_from_dict", "GeneratorSpec", "Preset"]
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    name: str
+    cls: Type[nn.Module]
+    config_cls: type
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    generator: str
+    config: Any  # the generator's config dataclass instance
+    mel: MelConfig
+    description: str = ""
+
+
+_GENERATORS: Dict[str, GeneratorSpec] = {}
+_PRESETS: Dict[str, Preset] = {}
+
+
+def register_generator(name: str, config_cls: type) -> Callable[[Type[nn.Module]], Type[nn.Module]]:
+    """Class decorator: ``@register_generator("hifigan", HiFiGANConfig)``."""
+
+    def deco(cls):
+        _GENERATORS[name] = GeneratorSpec(name, cls, config_cls)
+        cls.registry_name = name
+        return cls
+
+    return deco
+
+
+def register_preset(name: str, generator: str, config: Any, mel: MelConfig, description: str = "") -> None:
+    _PRESETS[name] = Preset(name, generator, config, mel, description)
+
+
+def _ensure_loaded() -> None:
+    # Importing the package registers every generator and preset (once).
+    from . import bigvgan, hifigan, melgan  # noqa: F401
+
+
+def generator_names() -> list:
+    _ensure_loaded()
+    return sorted(_GENERATORS)
+
+
+def preset_names() -> list:
+    _ensure_loaded()
+    return sorted(_PRESETS)
+
+
+def get_spec(name: str) -> GeneratorSpec:
+    _ensure_loaded()
+    if name not in _GENERATORS:
+        raise ValueError(f"unknown generator {name!r}; known: {sorted(_GENERATORS)}")
+    return _GENERATORS[name]
+
+
+def get_preset(name: str) -> Preset:
+    _ensure_loaded()
+    if name not in _PRESETS:
+        raise ValueError(f"unknown preset {name!r}; known: {sorted(_PRESETS)}")
+    return _PRESETS[name]
+
+
+def config_from_dict(name: str, d: Mapping[str, Any]):
+    """Config dataclass of generator ``name`` from a plain dict; unknown keys are an error that names them."""
+    spec = get_spec(name)
+    fields = {f.name for f in dataclasses.fields(spec.config_cls)}
+    unknown = sorted(set(d) - fields)
+    if unknown:
+        raise ValueError(f"unknown {name} config keys {unknown}; expected some of {sorted(fields)}")
+    kwargs = {k: (tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v)
+              for k, v in d.items()}
+    return spec.config_cls(**kwargs)
+
+
+def build_generator(name: str, config: Union[Mapping[str, Any], Any, None] = None) -> nn.Module:
+    """Build generator ``name`` (a generator name or a preset name) from a config dataclass or dict."""
+    _ensure_loaded()
+    if name in _PRESETS and config is None:
+        p = _PRESETS[name]
+        return _GENERATORS[p.generator].cls(p.config)
+    spec = get_spec(name)
+    if config is None:
+        config = spec.config_cls()
+    elif isinstance(config, Mapping):
+        config = config_from_dict(name, config)
+    return spec.cls(config)

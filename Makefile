@@ -1,0 +1,26 @@
+# One command each: `make test` sets up a fresh clone and runs the test suite (CI runs exactly this);
+# `make demo` sets up and vocodes the shipped samples with the default model.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+export CUDA_HOME ?= /usr/local/cuda
+
+.PHONY: setup setup-test kernels test demo bench
+
+setup:
+	$(PIP) install -q -e .
+
+# Peers we compare against in tests: the official BigVGAN model code (no weights) and ParallelWaveGAN's losses.
+setup-test: setup
+	$(PIP) install -q -e '.[test,eval]'
+	$(PIP) install -q --no-deps bigvgan
+	$(PIP) install -q matplotlib huggingface_hub
+	$(PIP) install -q --no-build-isolation parallel-wavegan
+
+kernels:
+	$(PYTHON) scripts/build_kernels.py
+
+test: setup-test kernels
+	$(PYTHON) -m pytest -q
+
+demo: setup
+	$(PYTHON) -m vocoder synthesize samples/*.wav --output samples/output --spectrogram

@@ -1,0 +1,79 @@
+"""The mel front end equals BigVGAN's / HiFi-GAN's; audio loading is robust and says what is wrong."""
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from vocoder.audio import MelConfig, load_audio, mel_spectrogram, save_audio
+
+bigvgan_mel = pytest.importorskip("bigvgan.meldataset")
+
+CONFIGS = [
+    MelConfig(22050, 1024, 256, 1024, 80, 0, 8000),
+    MelConfig(24000, 1024, 256, 1024, 100, 0, None),
+    MelConfig(44100, 2048, 512, 2048, 128, 0, None),
+    MelConfig(22050, 1024, 256, 1024, 80, 0, None),
+]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.sample_rate}-{c.n_mels}")
+def test_mel_equals_bigvgan(cfg, speech):
+    wav = torch.stack([speech(1.0, cfg.sample_rate, seed=s) for s in range(2)])
+    ours = mel_spectrogram(wav, cfg)
+    ref = bigvgan_mel.mel_spectrogram(wav, cfg.n_fft, cfg.n_mels, cfg.sample_rate, cfg.hop_length,
+                                      cfg.win_length, cfg.fmin, cfg.fmax)
+    assert ours.shape == ref.shape == (2, cfg.n_mels, wav.shape[-1] // cfg.hop_length)
+    assert (ours - ref).abs().max().item() < 1e-5
+
+
+def test_mel_shapes_and_errors(speech):
+    cfg = MelConfig()
+    wav = speech(0.5)
+    assert mel_spectrogram(wav, cfg).shape == (80, wav.numel() // 256)
+    assert mel_spectrogram(wav[None, None], cfg).shape == (1, 80, wav.numel() // 256)
+    with pytest.raises(ValueError, match="float"):
+        mel_spectrogram((wav * 32767).short(), cfg)
+    with pytest.raises(ValueError, match="too short"):
+        mel_spectrogram(torch.zeros(100), cfg)
+    with pytest.raises(ValueError):
+        MelConfig(fmax=20000)
+
+
+def test_mel_config_from_official_json():
+    d = {"num_mels": 100, "n_fft": 1024, "hop_size": 256, "win_size": 1024, "sampling_rate": 24000,
+         "fmin": 0, "fmax": None, "resblock": "1"}
+    assert MelConfig.from_dict(d) == MelConfig(24000, 1024, 256, 1024, 100, 0, None)
+    with pytest.raises(ValueError, match="missing"):
+        MelConfig.from_dict({"n_fft": 1024})
+
+
+def test_load_audio_formats(tmp_path, speech):
+    wav = speech(0.5, 44100).numpy()
+    stereo = np.stack([wav, 0.5 * wav], axis=1)
+    sf.write(tmp_path / "s.wav", stereo, 44100, subtype="PCM_16")
+    sf.write(tmp_path / "f.flac", wav, 44100)
+    sf.write(tmp_path / "x.wav", wav, 44100, subtype="FLOAT")
+    mono = load_audio(tmp_path / "s.wav")
+    assert mono.dtype == torch.float32 and mono.dim() == 1
+    assert np.allclose(mono.numpy(), 0.75 * wav, atol=1e-4)
+    res = load_audio(tmp_path / "f.flac", sample_rate=22050)
+    assert abs(res.numel() - wav.size // 2) <= 1
+    assert np.allclose(load_audio(tmp_path / "x.wav").numpy(), wav)
+
+
+def test_load_audio_errors(tmp_path):
+    with pytest.raises(ValueError, match="not found"):
+        load_audio(tmp_path / "missing.wav")
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00garbage" * 10)
+    with pytest.raises(ValueError, match="cannot read"):
+        load_audio(tmp_path / "corrupt.wav")
+    sf.write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), 22050)
+    with pytest.raises(ValueError, match="empty"):
+        load_audio(tmp_path / "empty.wav")
+
+
+def test_save_audio_roundtrip(tmp_path, speech):
+    wav = speech(0.25)
+    save_audio(tmp_path / "sub" / "o.wav", wav, 22050)
+    back = load_audio(tmp_path / "sub" / "o.wav")
+    assert (back - wav).abs().max() < 1e-4

@@ -1,0 +1,536 @@
+"""Training data for GAN vocoders: random fixed-length waveform segments and their log-mels.
+
+The data path::
+
+    file list or folder -> scan (decode, resample, reject broken / silent / short files, optional int16 cache)
+        train: (epoch, index) -> random segment wav [1, S] -> mel [n_mels, S // hop]   (batched: [B, 1, S], [B, n_mels, F])
+        val:   index -> whole clip cropped to ``val_max_seconds`` -> wav [1, T], mel [n_mels, T // hop]   (batch 1)
+
+The mel is computed in the dataset (so DataLoader workers do it) with :func:`vocoder.audio.mel_spectrogram`,
+exactly as the loss will compute it on generated audio. For fine-tuning on a acoustic model's output,
+``finetune_mels=True`` reads ``<name>.npy`` (``[n_mels, frames]``) next to each ``<name>.wav`` and cuts
+aligned mel/wav segments instead.
+
+Reproducibility: the sampler draws a permutation from ``(seed, epoch)`` and every item draws its crop from
+``(seed, epoch, index)``, so the stream of batches does not depend on the number of workers, and a resumed
+run (epoch + batches already consumed, kept by :meth:`VocoderDataModule.state_dict`) continues the same stream.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence, Union
+
+import numpy as np
+import pytorch_lightning as pl
+import soundfile as sf
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.distributed import DistributedSampler
+
+from vocoder.audio.io import AUDIO_EXTENSIONS, load_audio
+from vocoder.audio.mel import MelConfig, mel_spectrogram
+
+__all__ = [
+    "VocoderDataModule",
+    "ClipStore",
+    "SegmentDataset",
+    "ClipDataset",
+    "EpochSampler",
+    "list_audio_files",
+    "split_by_file",
+]
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+
+SILENCE_PEAK = 1e-4  # -80 dBFS: below this a file is digital silence (or a DC-free blank)
+LOG_MEL_FLOOR = math.log(1e-5)  # value of a silent frame in our log-mel (spectral_normalize's clamp)
+
+
+def list_audio_files(source: Union[PathLike, Sequence[PathLike]]) -> list[Path]:
+    """Audio files named by ``source``: a folder (searched recursively), a text file list, an audio file,
+    or a list of any of these (concatenated in order).
+
+    A list file holds one path per line (``#`` starts a comment; blank lines are ignored); relative paths are
+    taken relative to the folder holding the list, so a corpus folder can be moved as a whole.
+    Returns sorted paths for a folder, the list's order for a list.
+    """
+    if isinstance(source, (list, tuple)):
+        return [p for s in source for p in list_audio_files(s)]
+    source = Path(source)
+    if source.is_dir():
+        return sorted(p for p in source.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
+    if source.is_file():
+        if source.suffix.lower() in AUDIO_EXTENSIONS:
+            return [source]
+        paths = []
+        for line in source.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                p = Path(line)
+                paths.append(p if p.is_absolute() else source.parent / p)
+        return paths
+    raise ValueError(f"expected a folder of audio files or a file list, got {str(source)!r} (does not exist)")
+
+
+def split_by_file(paths: Sequence[Path], count: int, seed: int) -> tuple[list[Path], list[Path]]:
+    """Split whole files into ``(train, val)`` with ``count`` validation files drawn with ``seed``."""
+    if count <= 0:
+        raise ValueError(f"val_clips must be positive to split validation off the training files, got {count}")
+    if len(paths) < 2:
+        raise ValueError(f"need at least 2 training files to split off validation, got {len(paths)}")
+    count = min(count, len(paths) // 2)  # never leave training with less than half the files
+    chosen = set(np.random.default_rng(seed).permutation(len(paths))[:count].tolist())
+    train = [p for i, p in enumerate(paths) if i not in chosen]
+    val = [p for i, p in enumerate(paths) if i in chosen]
+    return train, val
+
+
+@dataclasses.dataclass
+class _Clip:
+    path: Path
+    num_samples: int  # at the target rate (after resampling)
+    native: bool  # file already at the target rate: segments can be read without decoding it all
+    mel_path: Optional[Path] = None
+    mel_frames: int = 0  # usable aligned frames (fine-tuning)
+
+
+class ClipStore:
+    """The usable clips of a file list, checked once, with optional in-memory int16 audio.
+
+    Every file is decoded once when the store is built (at the target rate, via
+    :func:`vocoder.audio.load_audio`); unreadable, silent or too-short files, and fine-tuning files whose
+    ``.npy`` mel is missing or does not match, are skipped with one ``logging`` warning each.
+    With ``cache=True`` the audio stays in memory as int16 (half of float32: ~2.6 MB per minute at
+    22.05 kHz); otherwise each item reads its segment from disk (a seek for files already at the rate).
+    """
+
+    def __init__(self, paths: Sequence[PathLike], mel_config: MelConfig, min_samples: int,
+                 cache: bool = True, finetune_mels: Union[bool, PathLike, None] = False):
+        self.mel_config = mel_config
+        self.cache = cache
+        # True: <name>.npy next to <name>.wav; a folder: <folder>/<name>.npy
+        self.mel_dir = None if isinstance(finetune_mels, bool) or finetune_mels is None else Path(finetune_mels)
+        self.finetune_mels = bool(finetune_mels)
+        self.clips: list[_Clip] = []
+        self._audio: list[np.ndarray] = []
+        self.skipped: list[tuple[Path, str]] = []
+        self._failed: set[str] = set()  # files that failed after the scan (per process)
+        sr = mel_config.sample_rate
+        for p in map(Path, paths):
+            try:
+                wav = load_audio(p, sr)
+            except ValueError as e:
+                self._skip(p, str(e))
+                continue
+            audio = wav.numpy()
+            n = int(audio.shape[-1])
+            # numpy, not torch: tiny torch ops stall for milliseconds when the cores are oversubscribed
+            peak = float(np.abs(audio).max())
+            if peak < SILENCE_PEAK:
+                self._skip(p, f"silent (peak {peak:.2e} < {SILENCE_PEAK:g})")
+                continue
+            if n < min_samples:
+                self._skip(p, f"too short ({n} samples at {sr} Hz < {min_samples})")
+                continue
+            clip = _Clip(p, n, native=self._native_rate(p) == sr)
+            if finetune_mels and not self._attach_mel(clip):
+                continue
+            self.clips.append(clip)
+            if cache:
+                self._audio.append(_to_int16(audio))
+
+    def subset(self, indices: Sequence[int]) -> "ClipStore":
+        """A store holding the clips at ``indices`` (sharing the cached audio, no rescan)."""
+        out = ClipStore.__new__(ClipStore)
+        out.mel_config, out.cache, out.finetune_mels = self.mel_config, self.cache, self.finetune_mels
+        out.mel_dir = self.mel_dir
+        out.clips = [self.clips[i] for i in indices]
+        out._audio = [self._audio[i] for i in indices] if self.cache else []
+        out.skipped, out._failed = [], set()
+        return out
+
+    def _skip(self, path: Path, why: str) -> None:
+        log.warning("skipping %s: %s", path, why)
+        self.skipped.append((path, why))
+
+    @staticmethod
+    def _native_rate(path: Path) -> int:
+        try:
+            return int(sf.info(str(path)).samplerate)
+        except Exception:
+            return 0
+
+    def _attach_mel(self, clip: _Clip) -> bool:
+        """Check ``<name>.npy`` next to the audio: ``[n_mels, frames]`` with ``frames ~ samples // hop``."""
+        mel_path = clip.path.with_suffix(".npy") if self.mel_dir is None else self.mel_dir / f"{clip.path.stem}.npy"
+        if not mel_path.is_file():
+            self._skip(clip.path, f"fine-tuning mel {mel_path.name} not found")
+            return False
+        try:
+            mel = np.load(mel_path, mmap_mode="r")
+        except Exception as e:
+            self._skip(clip.path, f"cannot read fine-tuning mel {mel_path}: {e}")
+            return False
+        c = self.mel_config
+        hop_frames = clip.num_samples // c.hop_length
+        if mel.ndim != 2 or mel.shape[0] != c.n_mels:
+            self._skip(clip.path, f"fine-tuning mel must be [n_mels={c.n_mels}, frames], got {tuple(mel.shape)}")
+            return False
+        # acoustic models round the frame count differently; more than a couple of frames means misalignment
+        if abs(mel.shape[1] - hop_frames) > 2:
+            self._skip(clip.path, f"fine-tuning mel has {mel.shape[1]} frames but the audio has {hop_frames} "
+                                  f"(samples // hop_length)")
+            return False
+        clip.mel_path = mel_path
+        clip.mel_frames = min(mel.shape[1], hop_frames)
+        return True
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    @property
+    def seconds(self) -> float:
+        return sum(c.num_samples for c in self.clips) / self.mel_config.sample_rate
+
+    def read(self, index: int, start: int, length: int) -> np.ndarray:
+        """Samples ``[start, start + length)`` of clip ``index`` as float32 ``[length]`` (zero-padded past the end).
+
+        Raises ``ValueError`` when the file can no longer be read (uncached store).
+        """
+        clip = self.clips[index]
+        stop = min(start + length, clip.num_samples)
+        if self.cache:
+            seg = self._audio[index][start:stop].astype(np.float32) / 32768.0
+        elif clip.native:
+            try:
+                data, _ = sf.read(str(clip.path), start=start, stop=stop, dtype="float32", always_2d=True)
+            except Exception as e:
+                raise ValueError(f"cannot read audio file {clip.path}: {e}") from e
+            seg = data.mean(axis=1)
+        else:
+            seg = load_audio(clip.path, self.mel_config.sample_rate).numpy()[start:stop]
+        if seg.shape[0] < length:
+            seg = np.pad(seg, (0, length - seg.shape[0]))
+        return np.ascontiguousarray(seg, dtype=np.float32)
+
+    def read_mel(self, index: int, start_frame: int, frames: int) -> np.ndarray:
+        """Frames ``[start, start + frames)`` of the fine-tuning mel, float32 ``[n_mels, frames]``
+        (padded with the log-mel floor past the usable end)."""
+        clip = self.clips[index]
+        mel = np.load(clip.mel_path, mmap_mode="r")
+        stop = min(start_frame + frames, clip.mel_frames)
+        out = np.asarray(mel[:, start_frame:stop], dtype=np.float32)
+        if out.shape[1] < frames:
+            out = np.pad(out, ((0, 0), (0, frames - out.shape[1])), constant_values=LOG_MEL_FLOOR)
+        return np.ascontiguousarray(out)
+
+    def warn_failed_once(self, index: int, error: Exception) -> None:
+        key = str(self.clips[index].path)
+        if key not in self._failed:
+            self._failed.add(key)
+            log.warning("skipping %s: %s", key, error)
+
+
+def _to_int16(wav: np.ndarray) -> np.ndarray:
+    # x 32768 undoes soundfile's int16 -> float scaling exactly, so 16-bit files round-trip bit for bit
+    return np.clip(np.round(wav * 32768.0), -32768, 32767).astype(np.int16)
+
+
+class SegmentDataset(Dataset):
+    """Random training segments.
+
+    Indexed by ``(epoch, index)`` (what :class:`EpochSampler` yields) or a plain ``index`` (epoch 0).
+    Returns ``{"wav": [1, S], "mel": [n_mels, S // hop]}`` float32 with ``S = segment_length``.
+    A clip shorter than ``S`` is zero-padded at the end.
+    """
+
+    def __init__(self, store: ClipStore, segment_length: int, seed: int = 0):
+        hop = store.mel_config.hop_length
+        if segment_length <= 0 or segment_length % hop:
+            raise ValueError(f"segment_length must be a positive multiple of hop_length={hop}, got {segment_length}")
+        self.store = store
+        self.segment_length = segment_length
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, key) -> dict:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        index = int(index)
+        # try the asked clip, then deterministic substitutes if it became unreadable since the scan
+        for attempt in range(min(len(self.store), 16)):
+            i = (index + attempt) % len(self.store)
+            rng = np.random.default_rng([self.seed, int(epoch), i])
+            try:
+                return self._item(i, rng)
+            except ValueError as e:
+                self.store.warn_failed_once(i, e)
+        raise RuntimeError(f"no readable clip found near index {index}; see the warnings above")
+
+    def _item(self, index: int, rng: np.random.Generator) -> dict:
+        store, seg = self.store, self.segment_length
+        c = store.mel_config
+        clip = store.clips[index]
+        if store.finetune_mels:
+            frames = seg // c.hop_length
+            start_frame = int(rng.integers(0, max(clip.mel_frames - frames, 0) + 1))
+            wav = store.read(index, start_frame * c.hop_length, seg)
+            mel = torch.from_numpy(store.read_mel(index, start_frame, frames))
+            wav = torch.from_numpy(wav)
+        else:
+            start = int(rng.integers(0, max(clip.num_samples - seg, 0) + 1))
+            wav = torch.from_numpy(store.read(index, start, seg))
+            mel = mel_spectrogram(wav, c)
+        return {"wav": wav.unsqueeze(0), "mel": mel}
+
+
+class ClipDataset(Dataset):
+    """Validation clips, whole (from the start), cropped to ``max_samples`` and to a multiple of the hop.
+
+    Returns ``{"wav": [1, T], "mel": [n_mels, T // hop]}``; meant for batch size 1 (lengths differ).
+    """
+
+    def __init__(self, store: ClipStore, max_samples: int):
+        self.store = store
+        hop = store.mel_config.hop_length
+        self.max_samples = max(hop, max_samples // hop * hop)
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __getitem__(self, index: int) -> dict:
+        store = self.store
+        c = store.mel_config
+        clip = store.clips[index]
+        if store.finetune_mels:
+            frames = min(clip.mel_frames, self.max_samples // c.hop_length)
+            wav = torch.from_numpy(store.read(index, 0, frames * c.hop_length))
+            mel = torch.from_numpy(store.read_mel(index, 0, frames))
+        else:
+            length = min(clip.num_samples, self.max_samples) // c.hop_length * c.hop_length
+            wav = torch.from_numpy(store.read(index, 0, length))
+            mel = mel_spectrogram(wav, c)
+        return {"wav": wav.unsqueeze(0), "mel": mel}
+
+
+class EpochSampler(DistributedSampler):
+    """Shuffles with a permutation drawn from ``(seed, epoch)`` and yields ``(epoch, index)`` keys.
+
+    A :class:`DistributedSampler` so Lightning keeps it under DDP (and calls :meth:`set_epoch` each epoch);
+    each rank takes every ``num_replicas``-th index of the shared permutation. ``resume(epoch, skip)``
+    makes the next pass over ``epoch`` start after ``skip`` items of this rank (mid-epoch resume);
+    ``len()`` stays the full epoch so the trainer's batch count is unchanged.
+    """
+
+    def __init__(self, num_items: int, seed: int = 0, num_replicas: int = 1, rank: int = 0, drop_last: bool = False):
+        super().__init__(range(num_items), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed,
+                         drop_last=drop_last)
+        self._resume: Optional[tuple[int, int]] = None
+
+    def resume(self, epoch: int, skip: int) -> None:
+        self.epoch = int(epoch)
+        self._resume = (int(epoch), int(skip))
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        n, epoch = len(self.dataset), self.epoch
+        order = np.random.default_rng([self.seed, epoch]).permutation(n).tolist()
+        if self.drop_last:
+            order = order[: self.total_size]
+        else:
+            order += order[: self.total_size - n]  # pad so every rank gets the same count
+        mine = order[self.rank: self.total_size: self.num_replicas]
+        skip = 0
+        if self._resume is not None and self._resume[0] == epoch:
+            skip = self._resume[1]
+        self._resume = None
+        for i in mine[skip:]:
+            yield epoch, i
+
+
+class _ResumableLoader(DataLoader):
+    """DataLoader that counts the batches it handed out and saves/restores its place via the datamodule.
+
+    Having ``state_dict``/``load_state_dict`` tells Lightning the loader can resume mid-epoch.
+    """
+
+    _datamodule: Optional["VocoderDataModule"] = None
+    batches_out: int = 0
+
+    def __iter__(self):
+        self.batches_out = 0
+        sampler = self.sampler
+        if isinstance(sampler, EpochSampler) and sampler._resume is not None and sampler._resume[0] == sampler.epoch:
+            self.batches_out = sampler._resume[1] // max(1, self.batch_size or 1)
+        for batch in super().__iter__():
+            self.batches_out += 1
+            yield batch
+
+    def state_dict(self) -> dict:
+        return self._datamodule.state_dict() if self._datamodule is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self._datamodule is not None and state:
+            self._datamodule.load_state_dict(state)
+
+
+class VocoderDataModule(pl.LightningDataModule):
+    """Segments of real audio with their mels, for GAN vocoder training.
+
+    Args:
+        train: folder of audio files or a file list (one path per line, relative to the list's folder), or a
+            list of such sources.
+        val: the same for validation, or None to split ``val_clips`` whole files off ``train``.
+        mel_config: the mel front end; audio is resampled to its ``sample_rate``.
+        segment_length: training segment in samples (a multiple of ``hop_length``), e.g. 8192.
+        batch_size: training batch size (validation uses 1: whole clips of different lengths).
+        num_workers: DataLoader worker processes.
+        val_clips: files split off for validation when ``val`` is None; when ``val`` is given, at most this
+            many of its files are used (a fixed draw), None for all.
+        seed: drives the split, the per-epoch shuffle and the per-item crops.
+        finetune_mels: train on ``<name>.npy`` mels (``[n_mels, frames]``) stored next to each wav (True) or
+            in the given folder (a path); False/None: mels computed from the audio.
+        cache: keep decoded audio in memory as int16 (fast on few cores; ~2.6 MB/min at 22.05 kHz).
+        val_max_seconds: validation clips are cropped to this length.
+        min_seconds: files shorter than this are skipped (shorter-than-segment files above it are padded).
+    Batches: train ``{"wav": [B, 1, S], "mel": [B, n_mels, S // hop]}``; val ``{"wav": [1, 1, T], "mel": [1, n_mels, T // hop]}``.
+    """
+
+    def __init__(self, train: Union[PathLike, Sequence[PathLike]], val: Union[PathLike, Sequence[PathLike], None] = None,
+                 mel_config: Optional[MelConfig] = None,
+                 segment_length: int = 8192, batch_size: int = 16, num_workers: int = 2,
+                 val_clips: Optional[int] = 40, seed: int = 1234, finetune_mels: Union[bool, PathLike, None] = False,
+                 cache: bool = True,
+                 val_max_seconds: float = 4.0, min_seconds: float = 0.25, pin_memory: bool = False):
+        super().__init__()
+        self.mel_config = mel_config or MelConfig()
+        hop = self.mel_config.hop_length
+        if segment_length <= 0 or segment_length % hop:
+            raise ValueError(f"segment_length must be a positive multiple of hop_length={hop}, got {segment_length}")
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.train_source, self.val_source = train, val
+        self.segment_length = segment_length
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.val_clips = val_clips
+        self.seed = seed
+        self.finetune_mels = finetune_mels
+        self.cache = cache
+        self.val_max_seconds = val_max_seconds
+        self.min_seconds = min_seconds
+        self.pin_memory = pin_memory
+        self.train_store: Optional[ClipStore] = None
+        self.val_store: Optional[ClipStore] = None
+        self.train_files: list[Path] = []
+        self.val_files: list[Path] = []
+        self._sampler: Optional[EpochSampler] = None
+        self._train_loader: Optional[_ResumableLoader] = None
+        self._pending: Optional[dict] = None  # state loaded before the sampler exists
+
+    # ---- building -------------------------------------------------------------------------------------------
+    @property
+    def min_samples(self) -> int:
+        # the mel's reflect padding needs more than (n_fft - hop) / 2 samples; one frame at least
+        c = self.mel_config
+        return max(int(self.min_seconds * c.sample_rate), c.n_fft, c.hop_length)
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        if self.train_store is not None:
+            return  # scanned already (fit then validate calls setup again)
+        kw = dict(mel_config=self.mel_config, min_samples=self.min_samples, cache=self.cache,
+                  finetune_mels=self.finetune_mels)
+        train_files = list_audio_files(self.train_source)
+        if self.val_source is None:
+            # scan first, then split the usable clips by file, so broken files cannot empty validation
+            store = ClipStore(train_files, **kw)
+            paths = [c.path for c in store.clips]
+            if self.val_clips and len(paths) > 1:
+                train_paths, val_paths = split_by_file(paths, self.val_clips, self.seed)
+            else:  # val_clips=0 or None: no validation
+                train_paths, val_paths = paths, []
+            val_set = set(val_paths)
+            self.train_store = store.subset([i for i, p in enumerate(paths) if p not in val_set])
+            self.val_store = store.subset([i for i, p in enumerate(paths) if p in val_set])
+            self.train_store.skipped = store.skipped
+            self.train_files, self.val_files = train_paths, val_paths
+        else:
+            val_files = list_audio_files(self.val_source)
+            if self.val_clips is not None and len(val_files) > self.val_clips:
+                keep = sorted(np.random.default_rng(self.seed).permutation(len(val_files))[: self.val_clips].tolist())
+                val_files = [val_files[i] for i in keep]
+            overlap = {p.resolve() for p in train_files} & {p.resolve() for p in val_files}
+            if overlap:
+                raise ValueError(f"validation files must not be training files; {len(overlap)} are both, "
+                                 f"e.g. {sorted(overlap)[0]}")
+            self.train_files, self.val_files = train_files, val_files
+            self.train_store = ClipStore(train_files, **kw)
+            self.val_store = ClipStore(val_files, **kw)
+        if len(self.train_store) == 0:
+            raise ValueError(f"no usable training audio in {self.train_source} ({len(train_files)} files, "
+                             f"all skipped; see the warnings)")
+        if len(self.val_store) == 0:
+            log.warning("no usable validation clips (from %s)", self.val_source or self.train_source)
+        log.info("training data: %d clips, %.1f min; validation: %d clips, %.1f min; %d files skipped",
+                 len(self.train_store), self.train_store.seconds / 60, len(self.val_store),
+                 self.val_store.seconds / 60, len(self.train_store.skipped) + len(self.val_store.skipped))
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup("fit")
+        trainer = getattr(self, "trainer", None)
+        replicas = getattr(trainer, "world_size", 1) if trainer is not None else 1
+        rank = getattr(trainer, "global_rank", 0) if trainer is not None else 0
+        self._sampler = EpochSampler(len(self.train_store), seed=self.seed, num_replicas=replicas, rank=rank)
+        if self._pending is not None:
+            self._sampler.resume(self._pending["epoch"], self._pending["position"] * self.batch_size)
+            self._pending = None
+        dataset = SegmentDataset(self.train_store, self.segment_length, seed=self.seed)
+        loader = _ResumableLoader(dataset, batch_size=self.batch_size, sampler=self._sampler, drop_last=True,
+                                  num_workers=self.num_workers, pin_memory=self.pin_memory,
+                                  persistent_workers=self.num_workers > 0)
+        loader._datamodule = self
+        self._train_loader = loader
+        return loader
+
+    def val_dataloader(self) -> DataLoader:
+        self.setup("validate")
+        max_samples = int(self.val_max_seconds * self.mel_config.sample_rate)
+        return DataLoader(ClipDataset(self.val_store, max_samples), batch_size=1, shuffle=False,
+                          num_workers=min(self.num_workers, 1), pin_memory=self.pin_memory)
+
+    # ---- resume -----------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """``{"seed", "epoch", "position"}``: position = training batches already consumed in ``epoch``."""
+        epoch, position = 0, 0
+        if self._sampler is not None:
+            epoch = int(self._sampler.epoch)
+            position = self._train_loader.batches_out if self._train_loader is not None else 0
+        elif self._pending is not None:
+            epoch, position = self._pending["epoch"], self._pending["position"]
+        trainer = getattr(self, "trainer", None)
+        fit_loop = getattr(trainer, "fit_loop", None) if trainer is not None else None
+        if fit_loop is not None and self._sampler is not None:
+            # the trainer prefetches a batch ahead; its own count is the number actually trained on
+            position = int(fit_loop.epoch_loop.batch_progress.current.processed)
+        return {"seed": int(self.seed), "epoch": epoch, "position": position}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        missing = {"epoch", "position"} - set(state)
+        if missing:
+            raise ValueError(f"datamodule state needs keys epoch and position, got {sorted(state)}")
+        if "seed" in state and int(state["seed"]) != self.seed:
+            log.warning("resuming data stream saved with seed %s under seed %s: the batches will differ",
+                        state["seed"], self.seed)
+        pending = {"epoch": int(state["epoch"]), "position": int(state["position"])}
+        if self._sampler is not None:
+            self._sampler.resume(pending["epoch"], pending["position"] * self.batch_size)
+        else:
+            self._pending = pending

@@ -1,4 +1,5 @@
 import math
+import os
 
 import numpy as np
 import pytest
@@ -20,6 +21,10 @@ def speech_like(seconds: float = 1.0, sample_rate: int = 22050, seed: int = 0) -
 @pytest.fixture
 def speech():
     return speech_like
+
+
+# Tiny tensors: one intra-op thread is as fast and never fights the other processes on a shared machine.
+torch.set_num_threads(int(os.environ.get("VOCODER_TEST_THREADS", "1")))
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,14 @@
+"""Generators (mel -> waveform) by name, with presets that pair a config with the mel front end it expects.
+
+``build_generator("hifigan_v1")`` builds a preset; ``build_generator("bigvgan", {...})`` a generator from a
+config dict; ``get_preset(name).mel`` is the :class:`~vocoder.audio.mel.MelConfig` a preset was trained on.
+"""
+from .bigvgan import BigVGANConfig, BigVGANGenerator
+from .hifigan import HiFiGANConfig, HiFiGANGenerator
+from .melgan import MelGANConfig, MelGANGenerator
+from .registry import (build_generator, config_from_dict, generator_names, get_preset, get_spec, preset_names,
+                       register_generator, register_preset)
+
+__all__ = ["HiFiGANConfig", "HiFiGANGenerator", "MelGANConfig", "MelGANGenerator", "BigVGANConfig",
+           "BigVGANGenerator", "build_generator", "get_preset", "get_spec", "preset_names", "generator_names",
+           "config_from_dict", "register_generator", "register_preset"]

@@ -1,0 +1,55 @@
+"""Small pieces every generator shares: config normalisation and the input check before the first conv."""
+from __future__ import annotations
+
+from typing import Any, Tuple
+
+import torch
+
+__all__ = ["as_tuple", "as_nested_tuple", "check_mel", "check_upsampling"]
+
+
+def as_tuple(v: Any, name: str) -> Tuple[int, ...]:
+    """A flat int sequence (list from JSON/YAML, or tuple) as a tuple; ValueError otherwise."""
+    try:
+        return tuple(int(x) for x in v)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of ints, got {v!r}") from None
+
+
+def as_nested_tuple(v: Any, name: str) -> Tuple[Tuple[int, ...], ...]:
+    try:
+        return tuple(tuple(int(x) for x in row) for row in v)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of int sequences, got {v!r}") from None
+
+
+def check_mel(mel: torch.Tensor, n_mels: int) -> None:
+    """Raise ValueError unless ``mel`` is a floating ``[B, n_mels, T]`` tensor with ``T >= 1``."""
+    if not isinstance(mel, torch.Tensor):
+        raise ValueError(f"expected a mel tensor [B, {n_mels}, T], got {type(mel).__name__}")
+    if mel.dim() != 3 or mel.shape[1] != n_mels or mel.shape[2] < 1:
+        raise ValueError(f"expected mel of shape [B, {n_mels}, T] with T >= 1, got {tuple(mel.shape)}")
+    if not mel.is_floating_point():
+        raise ValueError(f"expected a floating-point mel, got dtype {mel.dtype}")
+
+
+def check_upsampling(rates, kernels, initial_channel: int, resblock_kernels, resblock_dilations, resblock) -> None:
+    """Validate a HiFi-GAN-style upsampling stack so that the output is exactly ``T * prod(rates)`` samples."""
+    if len(rates) == 0:
+        raise ValueError("upsample_rates must not be empty")
+    if len(rates) != len(kernels):
+        raise ValueError(f"upsample_rates {rates} and upsample_kernel_sizes {kernels} must have the same length")
+    for u, k in zip(rates, kernels):
+        # Transposed conv with padding (k-u)//2 gives T*u + (k-u) - 2*((k-u)//2) samples: exact only for even k-u.
+        if u < 1 or k < u or (k - u) % 2:
+            raise ValueError(f"each upsample kernel must be >= its rate with an even difference, got rate {u}, "
+                             f"kernel {k}")
+    if initial_channel % (2 ** len(rates)):
+        raise ValueError(f"upsample_initial_channel ({initial_channel}) must be divisible by 2**{len(rates)}")
+    if len(resblock_kernels) == 0 or len(resblock_kernels) != len(resblock_dilations):
+        raise ValueError(f"resblock_kernel_sizes {resblock_kernels} and resblock_dilation_sizes "
+                         f"{resblock_dilations} must be non-empty and of the same length")
+    if any(k % 2 == 0 for k in resblock_kernels):
+        raise ValueError(f"resblock_kernel_sizes must be odd (for 'same' padding), got {resblock_kernels}")
+    if resblock not in ("1", "2"):
+        raise ValueError(f"resblock must be '1' or '2', got {resblock!r}")

@@ -1,0 +1,127 @@
+"""HiFi-GAN generator (Kong et al. 2020): transposed-conv upsampling + multi-receptive-field fusion of resblocks.
+
+Same module names and forward as the official ``jik876/hifi-gan`` ``models.Generator`` (``conv_pre``, ``ups``,
+``resblocks``, ``conv_post``; leaky ReLU 0.1 before each upsampler, the default 0.01 before ``conv_post``), so
+official ``g_*`` state dicts load with a plain ``load_state_dict``. Presets V1 / V2 / V3 follow the paper's
+Table (22.05 kHz, 80 mels, hop 256).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..audio.mel import MelConfig
+from ..nn.blocks import LRELU_SLOPE, ResBlock1, ResBlock2
+from ..nn.weight_norm import remove_weight_norm, weight_norm
+from .common import as_nested_tuple, as_tuple, check_mel, check_upsampling
+from .registry import config_from_dict, register_generator, register_preset
+
+__all__ = ["HiFiGANConfig", "HiFiGANGenerator", "HIFIGAN_V1", "HIFIGAN_V2", "HIFIGAN_V3"]
+
+
+@dataclass(frozen=True)
+class HiFiGANConfig:
+    """HiFi-GAN generator hyper-parameters; the defaults are V1 (13.92 M parameters)."""
+
+    n_mels: int = 80
+    upsample_rates: Tuple[int, ...] = (8, 8, 2, 2)
+    upsample_kernel_sizes: Tuple[int, ...] = (16, 16, 4, 4)
+    upsample_initial_channel: int = 512
+    resblock: str = "1"
+    resblock_kernel_sizes: Tuple[int, ...] = (3, 7, 11)
+    resblock_dilation_sizes: Tuple[Tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
+
+    def __post_init__(self):
+        # Lists from JSON / YAML become tuples so the config stays hashable and comparable.
+        object.__setattr__(self, "upsample_rates", as_tuple(self.upsample_rates, "upsample_rates"))
+        object.__setattr__(self, "upsample_kernel_sizes", as_tuple(self.upsample_kernel_sizes, "upsample_kernel_sizes"))
+        object.__setattr__(self, "resblock_kernel_sizes", as_tuple(self.resblock_kernel_sizes, "resblock_kernel_sizes"))
+        object.__setattr__(self, "resblock_dilation_sizes",
+                           as_nested_tuple(self.resblock_dilation_sizes, "resblock_dilation_sizes"))
+        object.__setattr__(self, "resblock", str(self.resblock))
+        if self.n_mels < 1:
+            raise ValueError(f"n_mels must be >= 1, got {self.n_mels}")
+        check_upsampling(self.upsample_rates, self.upsample_kernel_sizes, self.upsample_initial_channel,
+                         self.resblock_kernel_sizes, self.resblock_dilation_sizes, self.resblock)
+
+    @property
+    def hop_length(self) -> int:
+        hop = 1
+        for u in self.upsample_rates:
+            hop *= u
+        return hop
+
+
+@register_generator("hifigan", HiFiGANConfig)
+class HiFiGANGenerator(nn.Module):
+    """``forward(mel [B, n_mels, T]) -> wav [B, 1, T * hop_length]`` in [-1, 1] (tanh)."""
+
+    def __init__(self, config: Optional[HiFiGANConfig] = None):
+        super().__init__()
+        if config is None:
+            config = HiFiGANConfig()
+        elif isinstance(config, Mapping):
+            config = config_from_dict("hifigan", config)  # unknown keys -> ValueError naming them
+        elif not isinstance(config, HiFiGANConfig):
+            raise ValueError(f"expected a HiFiGANConfig or a dict, got {type(config).__name__}")
+        self.config = config
+        self.n_mels = config.n_mels
+        self.hop_length = config.hop_length
+        self.num_kernels = len(config.resblock_kernel_sizes)
+        self.num_upsamples = len(config.upsample_rates)
+        ch0 = config.upsample_initial_channel
+
+        self.conv_pre = weight_norm(nn.Conv1d(config.n_mels, ch0, 7, 1, padding=3))
+        block_cls = ResBlock1 if config.resblock == "1" else ResBlock2
+        self.ups = nn.ModuleList(
+            weight_norm(nn.ConvTranspose1d(ch0 // 2 ** i, ch0 // 2 ** (i + 1), k, u, padding=(k - u) // 2))
+            for i, (u, k) in enumerate(zip(config.upsample_rates, config.upsample_kernel_sizes))
+        )
+        self.resblocks = nn.ModuleList()
+        ch = ch0
+        for i in range(self.num_upsamples):
+            ch = ch0 // 2 ** (i + 1)
+            for k, d in zip(config.resblock_kernel_sizes, config.resblock_dilation_sizes):
+                self.resblocks.append(block_cls(ch, k, d))
+        self.conv_post = weight_norm(nn.Conv1d(ch, 1, 7, 1, padding=3))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        check_mel(mel, self.n_mels)
+        x = self.conv_pre(mel)
+        for i in range(self.num_upsamples):
+            x = F.leaky_relu(x, LRELU_SLOPE)
+            x = self.ups[i](x)
+            xs = self.resblocks[i * self.num_kernels](x)
+            for j in range(1, self.num_kernels):
+                xs = xs + self.resblocks[i * self.num_kernels + j](x)
+            x = xs / self.num_kernels
+        x = F.leaky_relu(x)  # slope 0.01 here, as in the official code
+        x = self.conv_post(x)
+        return torch.tanh(x)
+
+    def remove_weight_norm(self) -> None:
+        """Fold weight norm into plain weights (for inference / export); idempotent."""
+        remove_weight_norm(self.conv_pre)
+        for up in self.ups:
+            remove_weight_norm(up)
+        for block in self.resblocks:
+            block.remove_weight_norm()
+        remove_weight_norm(self.conv_post)
+
+
+_MEL_22K = MelConfig(sample_rate=22050, n_fft=1024, hop_length=256, win_length=1024, n_mels=80, fmin=0.0,
+                     fmax=8000.0)
+
+HIFIGAN_V1 = HiFiGANConfig()
+HIFIGAN_V2 = HiFiGANConfig(upsample_initial_channel=128)
+HIFIGAN_V3 = HiFiGANConfig(upsample_rates=(8, 8, 4), upsample_kernel_sizes=(16, 16, 8), upsample_initial_channel=256,
+                           resblock="2", resblock_kernel_sizes=(3, 5, 7),
+                           resblock_dilation_sizes=((1, 2), (2, 6), (3, 12)))
+
+register_preset("hifigan_v1", "hifigan", HIFIGAN_V1, _MEL_22K, "HiFi-GAN V1 (13.92 M params), 22.05 kHz, 80 mels")
+register_preset("hifigan_v2", "hifigan", HIFIGAN_V2, _MEL_22K, "HiFi-GAN V2 (0.92 M params), 22.05 kHz, 80 mels")
+register_preset("hifigan_v3", "hifigan", HIFIGAN_V3, _MEL_22K, "HiFi-GAN V3 (1.46 M params), 22.05 kHz, 80 mels")

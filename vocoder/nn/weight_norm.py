@@ -1,0 +1,124 @@
+"""Weight normalisation that writes the state-dict keys official HiFi-GAN / BigVGAN / MelGAN checkpoints use.
+
+A weight-normed layer holds ``weight_g`` (``[C_out, 1, ...]`` for ``dim=0``) and ``weight_v`` (the shape of the
+weight) and computes ``weight = g * v / ||v||`` before every forward, exactly like the (deprecated)
+``torch.nn.utils.weight_norm`` the official repositories were trained with.
+
+Why not ``torch.nn.utils.weight_norm`` itself: it leaves a non-leaf ``weight`` tensor on the module after a
+forward with grad, so ``copy.deepcopy(generator)`` (EMA copies, "copy then fold for export") fails. Here the
+hook keeps a detached copy between forwards. Why not ``torch.nn.utils.parametrizations.weight_norm``: its keys
+are ``parametrizations.weight.original0/1``, not the official ``weight_g/weight_v``.
+
+Every layer this module touches also accepts, in ``load_state_dict``, any of the three spellings of its weight:
+``weight_g``/``weight_v``, ``parametrizations.weight.original0``/``original1`` (newer checkpoints), or a folded
+``weight`` -- converted to whatever the layer currently holds (normed or folded).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+__all__ = ["weight_norm", "remove_weight_norm", "has_weight_norm", "effective_weight"]
+
+_PARAM_KEYS = ("parametrizations.weight.original0", "parametrizations.weight.original1")
+
+
+class _WeightNormHook:
+    """Forward pre-hook: ``module.weight = g * v / ||v||`` (norm over every dim except ``dim``)."""
+
+    def __init__(self, dim: int):
+        self.dim = dim
+
+    def compute(self, module: nn.Module) -> torch.Tensor:
+        return torch._weight_norm(module.weight_v, module.weight_g, self.dim)
+
+    def __call__(self, module: nn.Module, inputs) -> None:
+        module.__dict__["weight"] = self.compute(module)
+
+
+def _detach_weight(module: nn.Module, inputs, output) -> None:
+    # Drop the autograd history from the attribute once the forward has used it, so deepcopy / pickling work.
+    w = module.__dict__.get("weight")
+    if isinstance(w, torch.Tensor) and w.grad_fn is not None:
+        module.__dict__["weight"] = w.detach()
+
+
+class _LoadHook:
+    """``load_state_dict`` pre-hook translating the three weight spellings into the module's current one."""
+
+    def __init__(self, dim: int):
+        self.dim = dim
+
+    def __call__(self, module, state_dict, prefix, local_metadata, strict, missing, unexpected, errors) -> None:
+        g_key, v_key, w_key = prefix + "weight_g", prefix + "weight_v", prefix + "weight"
+        p0, p1 = prefix + _PARAM_KEYS[0], prefix + _PARAM_KEYS[1]
+        if p0 in state_dict and p1 in state_dict and g_key not in state_dict:
+            state_dict[g_key] = state_dict.pop(p0)
+            state_dict[v_key] = state_dict.pop(p1)
+        if has_weight_norm(module):
+            if g_key not in state_dict and w_key in state_dict:
+                w = state_dict.pop(w_key)
+                state_dict[g_key] = torch.norm_except_dim(w, 2, self.dim)
+                state_dict[v_key] = w
+        elif w_key not in state_dict and g_key in state_dict and v_key in state_dict:
+            g, v = state_dict.pop(g_key), state_dict.pop(v_key)
+            state_dict[w_key] = torch._weight_norm(v, g, self.dim)
+
+
+def _find_hook(module: nn.Module):
+    for hid, hook in module._forward_pre_hooks.items():
+        if isinstance(hook, _WeightNormHook):
+            return hid, hook
+    return None, None
+
+
+def has_weight_norm(module: nn.Module) -> bool:
+    """True when ``module`` currently computes its weight from ``weight_g`` / ``weight_v``."""
+    return _find_hook(module)[1] is not None
+
+
+def weight_norm(module: nn.Module, dim: int = 0) -> nn.Module:
+    """Weight-normalise ``module.weight`` in place (keys ``weight_g``, ``weight_v``); returns the module."""
+    if has_weight_norm(module):
+        raise ValueError(f"weight norm is already applied to {module}")
+    weight = module._parameters.get("weight")
+    if not isinstance(weight, nn.Parameter):
+        raise ValueError(f"expected a module with a 'weight' parameter, got {type(module).__name__}")
+    del module._parameters["weight"]
+    module.register_parameter("weight_g", nn.Parameter(torch.norm_except_dim(weight, 2, dim).data))
+    module.register_parameter("weight_v", nn.Parameter(weight.data))
+    hook = _WeightNormHook(dim)
+    module.__dict__["weight"] = hook.compute(module).detach()
+    module.register_forward_pre_hook(hook)
+    module.register_forward_hook(_detach_weight)
+    if not getattr(module, "_vocoder_wn_load_hook", False):
+        module.register_load_state_dict_pre_hook(_LoadHook(dim))
+        module._vocoder_wn_load_hook = True
+    return module
+
+
+def remove_weight_norm(module: nn.Module) -> nn.Module:
+    """Fold ``g * v / ||v||`` into a plain ``weight`` parameter; a no-op on a layer without weight norm."""
+    hid, hook = _find_hook(module)
+    if hook is None:
+        return module
+    weight = hook.compute(module).detach()
+    del module._forward_pre_hooks[hid]
+    for pid, post in list(module._forward_hooks.items()):
+        if post is _detach_weight:
+            del module._forward_hooks[pid]
+    del module._parameters["weight_g"]
+    del module._parameters["weight_v"]
+    module.__dict__.pop("weight", None)
+    module.register_parameter("weight", nn.Parameter(weight))
+    return module
+
+
+def effective_weight(module: nn.Module) -> torch.Tensor:
+    """The weight the next forward will use (``g * v / ||v||`` when normed, else ``module.weight``).
+
+    Read this instead of ``module.weight`` outside a forward: the attribute of a weight-normed layer is only
+    refreshed by a forward, so it can be stale after ``load_state_dict``, an optimiser step or ``.to()``.
+    """
+    _, hook = _find_hook(module)
+    return hook.compute(module) if hook is not None else module.weight

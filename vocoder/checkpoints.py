@@ -1,0 +1,567 @@
+"""Checkpoints: our own one-file format, importers for official BigVGAN / HiFi-GAN files, and exporters.
+
+Our format (one ``.pt`` file, loadable with ``torch.load(..., weights_only=True)``)::
+
+    {"format": "vocoder", "version": 1,
+     "generator": {"name": "bigvgan", "config": {...}},   # registry name + config dataclass as a dict
+     "mel": MelConfig.to_dict(),
+     "state_dict": {...},                                  # weight norm folded or not
+     "meta": {...}}                                        # plain values only (str, numbers, lists, dicts)
+
+Official formats read here:
+
+* BigVGAN folder: ``config.json`` + ``bigvgan_generator.pt`` holding ``{"generator": state_dict}``.
+* HiFi-GAN (jik876/hifi-gan) generator file such as ``g_02500000`` holding ``{"generator": state_dict}``,
+  with its ``config.json`` next to it (or given).
+
+A state dict may spell a weight-normed weight three ways: ``weight_g``/``weight_v`` (``torch.nn.utils.weight_norm``,
+what the official code trains with), ``parametrizations.weight.original0``/``original1`` (the newer torch API),
+or a folded ``weight`` (the published BigVGAN-v2 files). :func:`load_generator_state` converts whichever the file
+has into whatever the module holds, and reports a checkpoint that does not fit as a ``ValueError`` naming the
+missing / unexpected keys and the config mismatches, never a bare PyTorch traceback.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import pickle
+import re
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+
+from .audio.mel import MelConfig
+from .utils import atomic_torch_save, atomic_write_bytes
+
+__all__ = [
+    "FORMAT_NAME", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "load_generator_state",
+    "fold_weight_norm", "import_bigvgan", "import_hifigan", "export_bigvgan", "export_hifigan",
+    "checkpoint_kind",
+]
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "vocoder"
+FORMAT_VERSION = 1
+PathLike = Union[str, os.PathLike]
+
+BIGVGAN_WEIGHTS = "bigvgan_generator.pt"
+CONFIG_JSON = "config.json"
+
+# The three spellings of one weight; all map to the logical key ``<prefix>weight``.
+_WN_G = ("weight_g", "parametrizations.weight.original0")
+_WN_V = ("weight_v", "parametrizations.weight.original1")
+
+
+# --------------------------------------------------------------------------------------------- small helpers
+def _torch_load(path: PathLike, map_location="cpu") -> Any:
+    """``torch.load`` with ``weights_only=True``; file problems become ``ValueError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint file not found: {path}")
+    try:
+        return torch.load(str(path), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"{path} cannot be loaded with torch.load(weights_only=True) (it holds objects other than tensors and "
+            f"plain values, or is not a torch file): {str(e).splitlines()[0]}"
+        ) from e
+    except (RuntimeError, EOFError, OSError) as e:
+        raise ValueError(f"cannot read checkpoint {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+
+
+def _read_json(path: PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file not found: {path}")
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON: {e}") from e
+    if not isinstance(d, dict):
+        raise ValueError(f"{path} should hold a JSON object, got {type(d).__name__}")
+    return d
+
+
+def _logical_key(key: str) -> Tuple[str, str]:
+    """``"a.b.weight_v" -> ("a.b.weight", "v")``; kinds are ``"g"``, ``"v"``, ``"w"`` (plain weight) or ``"other"``."""
+    for suffix in _WN_G:
+        if key.endswith("." + suffix) or key == suffix:
+            return key[: len(key) - len(suffix)] + "weight", "g"
+    for suffix in _WN_V:
+        if key.endswith("." + suffix) or key == suffix:
+            return key[: len(key) - len(suffix)] + "weight", "v"
+    if key.endswith(".weight") or key == "weight":
+        return key, "w"
+    return key, "other"
+
+
+def _group(sd: Mapping[str, torch.Tensor]) -> Dict[str, Dict[str, Tuple[str, torch.Tensor]]]:
+    """Logical key -> {kind: (real key, tensor)}."""
+    out: Dict[str, Dict[str, Tuple[str, torch.Tensor]]] = {}
+    for k, v in sd.items():
+        lk, kind = _logical_key(k)
+        out.setdefault(lk, {})[kind] = (k, v)
+    return out
+
+
+def _norm_dim(g_shape, v_shape) -> int:
+    """The ``dim`` weight norm was applied with, read from the shapes of ``g`` and ``v``."""
+    if len(g_shape) == 0:
+        return -1
+    for d, (a, b) in enumerate(zip(g_shape, v_shape)):
+        if a != 1 and a == b:
+            return d
+    return 0
+
+
+def _logical_shape(entry: Dict[str, Tuple[str, torch.Tensor]]) -> Tuple[int, ...]:
+    for kind in ("w", "v", "other"):
+        if kind in entry:
+            return tuple(entry[kind][1].shape)
+    return tuple(next(iter(entry.values()))[1].shape)
+
+
+def _strip_prefix(sd: Mapping[str, Any]) -> Dict[str, Any]:
+    # DataParallel / DDP / torch.compile wrappers prefix every key; official files do not.
+    for prefix in ("module.", "_orig_mod."):
+        if sd and all(k.startswith(prefix) for k in sd):
+            sd = {k[len(prefix):]: v for k, v in sd.items()}
+    return dict(sd)
+
+
+def _few(keys, n: int = 5) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:n])
+    return f"{shown}{', ...' if len(keys) > n else ''}"
+
+
+def _count_index(keys, head: str) -> int:
+    idx = {int(m.group(1)) for k in keys for m in [re.match(rf"{re.escape(head)}\.(\d+)\.", k)] if m}
+    return max(idx) + 1 if idx else 0
+
+
+def _mismatch_hints(ck: Dict[str, tuple], md: Dict[str, tuple]) -> list:
+    """Config-level explanations of a state dict that does not fit (mels, channels, layer counts)."""
+    hints = []
+    a, b = ck.get("conv_pre.weight"), md.get("conv_pre.weight")
+    if a is not None and b is not None and len(a) == len(b) == 3:
+        if a[1] != b[1]:
+            hints.append(f"checkpoint has {a[1]} mels, config says {b[1]}")
+        if a[0] != b[0]:
+            hints.append(f"checkpoint has {a[0]} initial channels, config says {b[0]}")
+        if a[2] != b[2]:
+            hints.append(f"checkpoint's conv_pre kernel is {a[2]}, config says {b[2]}")
+    for head, what in (("ups", "upsampling layers"), ("resblocks", "residual blocks")):
+        na, nb = _count_index(ck, head), _count_index(md, head)
+        if na != nb:
+            hints.append(f"checkpoint has {na} {what}, config says {nb}")
+    return hints
+
+
+# ------------------------------------------------------------------------------------------- loading states
+def load_generator_state(module: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Load ``state_dict`` into ``module``, whatever weight-norm spelling either side uses.
+
+    Raises ``ValueError`` naming missing / unexpected keys (a few of each, with counts), shape mismatches and
+    what they mean for the config ("checkpoint has 100 mels, config says 80").
+    """
+    if not isinstance(state_dict, Mapping) or not all(isinstance(k, str) for k in state_dict):
+        raise ValueError(f"{source}: expected a state dict (str -> tensor), got {type(state_dict).__name__}")
+    sd = _strip_prefix(state_dict)
+    target = module.state_dict()
+    ck_groups, md_groups = _group(sd), _group(target)
+
+    missing = sorted(set(md_groups) - set(ck_groups))
+    unexpected = sorted(set(ck_groups) - set(md_groups))
+    ck_shapes = {k: _logical_shape(v) for k, v in ck_groups.items()}
+    md_shapes = {k: _logical_shape(v) for k, v in md_groups.items()}
+    shape_bad = [k for k in sorted(set(ck_groups) & set(md_groups)) if ck_shapes[k] != md_shapes[k]]
+    incomplete = [k for k in sorted(set(ck_groups) & set(md_groups))
+                  if ("g" in ck_groups[k]) != ("v" in ck_groups[k])]
+
+    if missing or unexpected or shape_bad or incomplete:
+        parts = [f"{source} does not fit {type(module).__name__}:"]
+        hints = _mismatch_hints(ck_shapes, md_shapes)
+        if hints:
+            parts.append("; ".join(hints) + ".")
+        if missing:
+            parts.append(f"{len(missing)} missing keys ({_few(missing)})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys ({_few(unexpected)})")
+        if shape_bad:
+            shown = ", ".join(f"{k}: checkpoint {ck_shapes[k]} vs model {md_shapes[k]}" for k in shape_bad[:5])
+            parts.append(f"{len(shape_bad)} shape mismatches ({shown}{', ...' if len(shape_bad) > 5 else ''})")
+        if incomplete:
+            parts.append(f"weight norm halves missing for {_few(incomplete)}")
+        raise ValueError(" ".join(parts))
+
+    new_sd: Dict[str, torch.Tensor] = {}
+    for lk, want in md_groups.items():
+        have = ck_groups[lk]
+        if "other" in want:
+            new_sd[want["other"][0]] = have["other"][1]
+            continue
+        if "w" in want:  # module holds a plain weight
+            if "w" in have:
+                w = have["w"][1]
+            else:
+                g, v = have["g"][1].float(), have["v"][1].float()
+                w = torch._weight_norm(v, g, _norm_dim(g.shape, v.shape))
+            new_sd[want["w"][0]] = w
+        else:  # module holds g and v
+            g_key, g_ref = want["g"]
+            v_key, _ = want["v"]
+            if "g" in have:
+                g, v = have["g"][1], have["v"][1]
+                if tuple(g.shape) != tuple(g_ref.shape):
+                    # g stored with another dim convention: go through the folded weight.
+                    w = torch._weight_norm(v.float(), g.float(), _norm_dim(g.shape, v.shape))
+                    g, v = None, w
+            else:
+                g, v = None, have["w"][1]
+            if g is None:
+                dim = _norm_dim(g_ref.shape, v.shape)
+                g = torch.norm_except_dim(v.float(), 2, dim) if dim >= 0 else v.float().norm()
+                g = g.reshape(g_ref.shape)
+            new_sd[g_key], new_sd[v_key] = g, v
+    # Every key is now spelled as the module spells it; strict load so nothing is silently skipped.
+    module.load_state_dict(new_sd, strict=True)
+
+
+def _load_matching_form(generator: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load into a freshly built generator; a file without weight norm folds it first, so the weights are exact.
+
+    (The official BigVGAN loader does the same for the published v2 files, which hold folded weights.)
+    """
+    if isinstance(state_dict, Mapping) and not any(_logical_key(k)[1] in ("g", "v") for k in state_dict):
+        fold_weight_norm(generator)
+    load_generator_state(generator, state_dict, source=source)
+
+
+def fold_weight_norm(module: nn.Module) -> nn.Module:
+    """Fold weight norm (ours, ``torch.nn.utils.weight_norm`` or parametrizations) into plain weights, in place.
+
+    Idempotent: layers without weight norm are left alone. Returns ``module``.
+    """
+    from torch.nn.utils import parametrize
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    import importlib
+
+    # By module path: ``vocoder.nn`` re-exports a *function* named weight_norm that hides the submodule.
+    ours = importlib.import_module(f"{__package__}.nn.weight_norm")
+    for m in module.modules():
+        if ours.has_weight_norm(m):
+            ours.remove_weight_norm(m)
+        elif any(isinstance(h, WeightNorm) for h in m._forward_pre_hooks.values()):
+            torch.nn.utils.remove_weight_norm(m)
+        elif parametrize.is_parametrized(m, "weight"):
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
+    return module
+
+
+# ------------------------------------------------------------------------------------------------ our format
+def _plain(value: Any, where: str = "meta") -> Any:
+    """Check ``value`` holds only what ``torch.load(weights_only=True)`` reads back: plain values and tensors."""
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, where) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v, where) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    raise ValueError(f"{where} must hold plain values (str, numbers, lists, dicts, tensors), got {type(value).__name__}")
+
+
+def _generator_name(generator: nn.Module) -> str:
+    name = getattr(type(generator), "registry_name", None)
+    if not name:
+        raise ValueError(f"{type(generator).__name__} is not a registered generator (no registry_name)")
+    return name
+
+
+def save_checkpoint(path: PathLike, generator: nn.Module, mel_config: MelConfig, meta: Optional[dict] = None) -> None:
+    """Write ``generator`` (name, config, weights) with its ``mel_config`` and ``meta`` as one ``.pt`` file, atomically."""
+    from .inference import Vocoder
+
+    if isinstance(generator, Vocoder):
+        generator, mel_config = generator.generator, mel_config or generator.mel_config
+    if not isinstance(mel_config, MelConfig):
+        raise ValueError(f"expected a MelConfig, got {type(mel_config).__name__}")
+    config = getattr(generator, "config", None)
+    if not dataclasses.is_dataclass(config):
+        raise ValueError(f"generator {type(generator).__name__} has no dataclass .config")
+    if getattr(generator, "n_mels", mel_config.n_mels) != mel_config.n_mels:
+        raise ValueError(f"generator takes {generator.n_mels} mels, mel config says {mel_config.n_mels}")
+    if getattr(generator, "hop_length", mel_config.hop_length) != mel_config.hop_length:
+        raise ValueError(f"generator hop is {generator.hop_length}, mel config hop_length is {mel_config.hop_length}")
+    state = {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}
+    ckpt = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "generator": {"name": _generator_name(generator), "config": _plain(dataclasses.asdict(config), "config")},
+        "mel": mel_config.to_dict(),
+        "state_dict": state,
+        "meta": _plain(dict(meta or {})),
+    }
+    atomic_torch_save(ckpt, path)
+
+
+def _from_ours(ckpt: Mapping[str, Any], path: PathLike) -> Tuple[nn.Module, MelConfig, dict]:
+    from .generators.registry import build_generator
+
+    version = ckpt.get("version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path}: checkpoint format version {version!r}, this package reads version {FORMAT_VERSION}")
+    for key in ("generator", "mel", "state_dict"):
+        if key not in ckpt:
+            raise ValueError(f"{path}: checkpoint lacks {key!r}; has {sorted(ckpt)}")
+    gen = ckpt["generator"]
+    if not isinstance(gen, Mapping) or "name" not in gen:
+        raise ValueError(f"{path}: 'generator' should be {{'name': str, 'config': dict}}, got {gen!r}")
+    mel_config = MelConfig.from_dict(ckpt["mel"])
+    generator = build_generator(gen["name"], dict(gen.get("config") or {}))
+    _check_mel_fits(generator, mel_config, str(path))
+    _load_matching_form(generator, ckpt["state_dict"], str(path))
+    return generator, mel_config, dict(ckpt.get("meta") or {})
+
+
+def _check_mel_fits(generator: nn.Module, mel: MelConfig, source: str) -> None:
+    if getattr(generator, "n_mels", mel.n_mels) != mel.n_mels:
+        raise ValueError(f"{source}: generator takes {generator.n_mels} mels, mel config says {mel.n_mels}")
+    if getattr(generator, "hop_length", mel.hop_length) != mel.hop_length:
+        raise ValueError(f"{source}: generator upsamples by {generator.hop_length}, mel hop_length is {mel.hop_length}")
+
+
+def checkpoint_kind(path: PathLike) -> str:
+    """What ``path`` holds, without loading weights: ``"bigvgan_folder"``, ``"hifigan_folder"`` or ``"file"``."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / BIGVGAN_WEIGHTS).is_file():
+            return "bigvgan_folder"
+        if _latest_hifigan_file(path) is not None:
+            return "hifigan_folder"
+        raise ValueError(
+            f"folder {path} holds no generator: expected {BIGVGAN_WEIGHTS} (+ {CONFIG_JSON}) for BigVGAN or a "
+            f"g_XXXXXXXX file (+ {CONFIG_JSON}) for HiFi-GAN; found {sorted(p.name for p in path.iterdir())[:10]}"
+        )
+    if path.is_file():
+        return "file"
+    raise ValueError(f"model path not found: {path}")
+
+
+def _latest_hifigan_file(folder: Path) -> Optional[Path]:
+    files = sorted(p for p in folder.glob("g_*") if p.is_file() and re.fullmatch(r"g_\d+(\.pt|\.pth)?", p.name))
+    return files[-1] if files else None
+
+
+def load_checkpoint(path: PathLike, map_location="cpu", config: Union[PathLike, Mapping, None] = None
+                    ) -> Tuple[nn.Module, MelConfig, dict]:
+    """Load a generator, its mel settings and meta from any supported checkpoint.
+
+    Args:
+        path: our ``.pt`` file; an official BigVGAN folder; a HiFi-GAN ``g_*`` file or folder; or a
+            ``{"generator": state_dict}`` file from either (``config.json`` next to it, or ``config``).
+        map_location: passed to ``torch.load``.
+        config: official ``config.json`` path or dict, for official files whose config is elsewhere.
+    Returns:
+        ``(generator, mel_config, meta)``; the generator is in eval mode, weight norm as the class builds it.
+    """
+    kind = checkpoint_kind(path)
+    if kind == "bigvgan_folder":
+        return import_bigvgan(path, config=config, map_location=map_location)
+    if kind == "hifigan_folder":
+        return import_hifigan(path, config=config, map_location=map_location)
+    ckpt = _torch_load(path, map_location)
+    if isinstance(ckpt, Mapping) and ckpt.get("format") == FORMAT_NAME:
+        generator, mel, meta = _from_ours(ckpt, path)
+        return generator.eval(), mel, meta
+    if isinstance(ckpt, Mapping) and "generator" in ckpt and isinstance(ckpt["generator"], Mapping):
+        h = _official_config(path, config)
+        if _looks_like_bigvgan(ckpt["generator"], h):
+            return import_bigvgan(path, config=h, map_location=map_location, _ckpt=ckpt)
+        return import_hifigan(path, config=h, map_location=map_location, _ckpt=ckpt)
+    if isinstance(ckpt, Mapping) and {"mpd", "msd"} & set(ckpt):
+        raise ValueError(f"{path} is a discriminator / optimizer file (keys {sorted(ckpt)[:6]}); pass the generator "
+                         f"file (g_XXXXXXXX or {BIGVGAN_WEIGHTS})")
+    keys = sorted(ckpt)[:8] if isinstance(ckpt, Mapping) else type(ckpt).__name__
+    raise ValueError(f"{path} is not a known checkpoint: expected our format (format='vocoder') or an official "
+                     f"{{'generator': state_dict}} file; got {keys}")
+
+
+# ------------------------------------------------------------------------------------------ official formats
+# Official config.json key -> our config field, when the names differ.
+_ALIASES = {"num_mels": ("n_mels", "num_mels", "in_channels")}
+
+
+def _official_config(path: PathLike, config: Union[PathLike, Mapping, None]) -> dict:
+    if isinstance(config, Mapping):
+        return dict(config)
+    if config is not None:
+        return _read_json(config)
+    path = Path(path)
+    candidate = (path if path.is_dir() else path.parent) / CONFIG_JSON
+    if not candidate.is_file():
+        raise ValueError(f"no {CONFIG_JSON} next to {path}: official checkpoints need their config (pass config=...)")
+    return _read_json(candidate)
+
+
+def _looks_like_bigvgan(sd: Mapping[str, Any], h: Mapping[str, Any]) -> bool:
+    if "activation" in h:
+        return True
+    return any(k.startswith(("activation_post.", "ups.0.0.")) for k in sd)
+
+
+def _our_config(name: str, h: Mapping[str, Any]):
+    """Our generator config from an official ``config.json`` (training-only keys are ignored)."""
+    from .generators.registry import config_from_dict, get_spec
+
+    spec = get_spec(name)
+    if hasattr(spec.config_cls, "from_official"):  # the generator knows its official config best
+        return spec.config_cls.from_official(h)
+    fields = {f.name for f in dataclasses.fields(spec.config_cls)}
+    d = {}
+    for key, value in h.items():
+        targets = _ALIASES.get(key, (key,))
+        for t in targets:
+            if t in fields:
+                d[t] = value
+                break
+    if "resblock" in d:
+        d["resblock"] = str(d["resblock"])
+    try:
+        return config_from_dict(name, d)
+    except TypeError as e:
+        raise ValueError(f"config does not describe a {name} generator: {e}") from e
+
+
+def import_bigvgan(path: PathLike, config: Union[PathLike, Mapping, None] = None, map_location="cpu",
+                   _ckpt: Optional[Mapping] = None) -> Tuple[nn.Module, MelConfig, dict]:
+    """Read an official BigVGAN folder (``config.json`` + ``bigvgan_generator.pt``) or generator file."""
+    from .generators.registry import build_generator
+
+    path = Path(path)
+    weights = path / BIGVGAN_WEIGHTS if path.is_dir() else path
+    h = _official_config(path, config)
+    ckpt = _ckpt if _ckpt is not None else _torch_load(weights, map_location)
+    if not isinstance(ckpt, Mapping) or "generator" not in ckpt:
+        raise ValueError(f"{weights}: expected {{'generator': state_dict}}, got "
+                         f"{sorted(ckpt)[:8] if isinstance(ckpt, Mapping) else type(ckpt).__name__}")
+    mel = MelConfig.from_dict(h)
+    generator = build_generator("bigvgan", _our_config("bigvgan", h))
+    _check_mel_fits(generator, mel, str(path))
+    _load_matching_form(generator, ckpt["generator"], str(weights))
+    meta = {"source": "bigvgan", "path": str(path)}
+    return generator.eval(), mel, meta
+
+
+def import_hifigan(path: PathLike, config: Union[PathLike, Mapping, None] = None, map_location="cpu",
+                   _ckpt: Optional[Mapping] = None) -> Tuple[nn.Module, MelConfig, dict]:
+    """Read an original HiFi-GAN generator file (``{"generator": state_dict}``, e.g. ``g_02500000``) + config.json.
+
+    ``path`` may be the folder of a training run: its latest ``g_*`` file is used.
+    """
+    from .generators.registry import build_generator
+
+    path = Path(path)
+    weights = path
+    if path.is_dir():
+        weights = _latest_hifigan_file(path)
+        if weights is None:
+            raise ValueError(f"no g_XXXXXXXX generator file in {path}")
+    h = _official_config(weights, config)
+    ckpt = _ckpt if _ckpt is not None else _torch_load(weights, map_location)
+    if not isinstance(ckpt, Mapping) or "generator" not in ckpt:
+        raise ValueError(f"{weights}: expected {{'generator': state_dict}}, got "
+                         f"{sorted(ckpt)[:8] if isinstance(ckpt, Mapping) else type(ckpt).__name__}")
+    mel = MelConfig.from_dict(h)
+    generator = build_generator("hifigan", _our_config("hifigan", h))
+    _check_mel_fits(generator, mel, str(weights))
+    _load_matching_form(generator, ckpt["generator"], str(weights))
+    meta = {"source": "hifigan", "path": str(weights)}
+    return generator.eval(), mel, meta
+
+
+# ------------------------------------------------------------------------------------------------ exporters
+def _unwrap(obj) -> Tuple[nn.Module, Optional[MelConfig]]:
+    gen = getattr(obj, "generator", None)
+    if isinstance(gen, nn.Module):
+        return gen, getattr(obj, "mel_config", None)
+    return obj, None
+
+
+def _official_json(generator: nn.Module, mel: MelConfig, extra: Mapping[str, Any]) -> dict:
+    cfg = dataclasses.asdict(generator.config)
+    out = {}
+    for key, value in cfg.items():
+        if key in ("n_mels", "in_channels"):
+            key = "num_mels"
+        out[key] = list(map(lambda x: list(x) if isinstance(x, tuple) else x, value)) if isinstance(value, tuple) else value
+    out.update({"num_mels": mel.n_mels, "sampling_rate": mel.sample_rate, "n_fft": mel.n_fft, "hop_size": mel.hop_length,
+                "win_size": mel.win_length, "fmin": mel.fmin, "fmax": mel.fmax})
+    out.update(extra)
+    return out
+
+
+def _folded_state(generator: nn.Module) -> Dict[str, torch.Tensor]:
+    import copy
+
+    g = fold_weight_norm(copy.deepcopy(generator).cpu().float())
+    return {k: v.detach().clone() for k, v in g.state_dict().items()}
+
+
+def export_bigvgan(obj, folder: PathLike, mel_config: Optional[MelConfig] = None) -> Path:
+    """Write ``config.json`` + ``bigvgan_generator.pt`` (folded weights, as the published v2 files) to ``folder``.
+
+    ``obj`` is a :class:`~vocoder.inference.Vocoder` or a BigVGAN generator (then ``mel_config`` is needed).
+    The result loads with the official ``BigVGAN.from_pretrained(folder)``.
+    """
+    generator, mel = _unwrap(obj)
+    mel = mel_config or mel
+    if _generator_name(generator) != "bigvgan":
+        raise ValueError(f"export_bigvgan needs a BigVGAN generator, got {_generator_name(generator)}")
+    if mel is None:
+        raise ValueError("export_bigvgan needs the MelConfig (pass mel_config= or a Vocoder)")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    h = _official_json(generator, mel, {"use_cuda_kernel": False})
+    atomic_write_bytes(json.dumps(h, indent=4).encode(), folder / CONFIG_JSON)
+    atomic_torch_save({"generator": _folded_state(generator)}, folder / BIGVGAN_WEIGHTS)
+    return folder
+
+
+def export_hifigan(obj, folder: PathLike, mel_config: Optional[MelConfig] = None, name: str = "g_00000000") -> Path:
+    """Write a jik876/hifi-gan style ``config.json`` + generator file ``name`` (``{"generator": state_dict}``).
+
+    The weights are written with ``weight_g``/``weight_v`` (HiFi-GAN's ``Generator`` is built with weight norm and
+    its ``load_state_dict`` expects those keys); returns the generator file's path.
+    """
+    generator, mel = _unwrap(obj)
+    mel = mel_config or mel
+    if _generator_name(generator) != "hifigan":
+        raise ValueError(f"export_hifigan needs a HiFi-GAN generator, got {_generator_name(generator)}")
+    if mel is None:
+        raise ValueError("export_hifigan needs the MelConfig (pass mel_config= or a Vocoder)")
+    folded = _folded_state(generator)
+    state = {}
+    for k, v in folded.items():
+        lk, kind = _logical_key(k)
+        if kind == "w" and v.dim() >= 2:  # conv weights get weight norm; HiFi-GAN has no other weights
+            g = torch.norm_except_dim(v, 2, 0)
+            state[lk[: -len("weight")] + "weight_g"] = g
+            state[lk[: -len("weight")] + "weight_v"] = v
+        else:
+            state[k] = v
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    h = _official_json(generator, mel, {})
+    atomic_write_bytes(json.dumps(h, indent=4).encode(), folder / CONFIG_JSON)
+    atomic_torch_save({"generator": state}, folder / name)
+    return folder / name

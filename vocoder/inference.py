@@ -1,0 +1,335 @@
+"""``Vocoder``: a loaded generator plus the mel settings it expects, with input checks and batching.
+
+    voc = Vocoder.from_pretrained("path/to/bigvgan_folder")      # or our .pt, a HiFi-GAN g_ file, None
+    wav = voc(mel)                     # [n_mels, T] -> [T * hop]; [B, n_mels, T] -> [B, T * hop], float32
+    wav = voc.synthesize("speech.wav")  # copy synthesis: audio -> mel -> audio at voc.sample_rate
+
+Weight norm is folded at load (the same output, fewer ops), the forward runs under ``torch.inference_mode``,
+and bad input is a ``ValueError`` that says what was expected, before it reaches a convolution.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .audio.io import load_audio, resample
+from .audio.mel import MelConfig, mel_spectrogram
+from .checkpoints import fold_weight_norm, load_checkpoint, save_checkpoint
+
+__all__ = ["Vocoder", "DEFAULT_MODEL_PATH"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "pretrained" / "default.pt"
+
+PathLike = Union[str, os.PathLike]
+
+
+def _as_tensor(x, what: str) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if not torch.is_tensor(x):
+        raise ValueError(f"expected {what} as a torch.Tensor or numpy array, got {type(x).__name__}")
+    return x
+
+
+def _check_device(device) -> torch.device:
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} requested but CUDA is not available on this machine")
+    return device
+
+
+class Vocoder(nn.Module):
+    """A generator bound to its :class:`MelConfig`: ``mel [n_mels, T] -> wav [T * hop]`` (or batched).
+
+    Args:
+        generator: a registered generator (``forward(mel [B, n_mels, T]) -> [B, 1, T * hop]``).
+        mel_config: the mel settings the generator was trained on.
+        meta: free-form information (training steps, source file, ...).
+        fold_weight_norm: fold weight norm into plain weights (inference only needs the product).
+    """
+
+    def __init__(self, generator: nn.Module, mel_config: MelConfig, meta: Optional[Mapping] = None,
+                 fold_weight_norm: bool = True):
+        super().__init__()
+        if not isinstance(mel_config, MelConfig):
+            raise ValueError(f"expected a MelConfig, got {type(mel_config).__name__}")
+        if getattr(generator, "n_mels", mel_config.n_mels) != mel_config.n_mels:
+            raise ValueError(f"generator takes {generator.n_mels} mels, mel config says {mel_config.n_mels}")
+        if getattr(generator, "hop_length", mel_config.hop_length) != mel_config.hop_length:
+            raise ValueError(f"generator upsamples by {generator.hop_length}, mel hop_length is {mel_config.hop_length}")
+        if fold_weight_norm:
+            _fold(generator)
+        self.generator = generator.eval()
+        self.generator.requires_grad_(False)
+        self._mel_config = mel_config
+        self.meta = dict(meta or {})
+
+    # ------------------------------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(cls, path: Optional[PathLike] = None, device="cpu", config=None,
+                        random_init: bool = False) -> "Vocoder":
+        """Load a model.
+
+        Args:
+            path: our ``.pt`` checkpoint; an official BigVGAN folder (``config.json`` + ``bigvgan_generator.pt``);
+                a HiFi-GAN generator file (``g_XXXXXXXX``, with ``config.json`` next to it or given as ``config``);
+                a preset name (``"hifigan_v1"``, ...) together with ``random_init=True`` (random weights, for tests
+                and benchmarks); or ``None`` for the model shipped at ``vocoder/pretrained/default.pt``.
+            device: where the model runs.
+            config: official ``config.json`` (path or dict) for official files whose config is elsewhere.
+            random_init: allow a preset name, which has no weights.
+        """
+        device = _check_device(device)
+        if path is None:
+            if not DEFAULT_MODEL_PATH.is_file():
+                raise ValueError(
+                    f"the shipped default model ({DEFAULT_MODEL_PATH}) is not present yet (it is still being "
+                    f"trained); pass a model: our .pt checkpoint, an official BigVGAN folder or a HiFi-GAN g_ file"
+                )
+            path = DEFAULT_MODEL_PATH
+        if isinstance(path, str) and not os.path.exists(path):
+            from .generators.registry import get_preset, preset_names
+
+            if path in preset_names():
+                if not random_init:
+                    raise ValueError(
+                        f"{path!r} is a preset name, which carries no trained weights; pass a checkpoint path, or "
+                        f"random_init=True for a randomly initialised {path} (tests, benchmarks)"
+                    )
+                from .generators.registry import build_generator
+
+                preset = get_preset(path)
+                gen = build_generator(path)
+                return cls(gen, preset.mel, {"source": "preset", "preset": path, "random_init": True}).to(device)
+            raise ValueError(f"model not found: {path!r} is neither a file, a folder nor a preset name "
+                             f"(presets: {', '.join(preset_names())})")
+        generator, mel, meta = load_checkpoint(path, map_location="cpu", config=config)
+        return cls(generator, mel, meta).to(device)
+
+    def save(self, path: PathLike, meta: Optional[Mapping] = None) -> None:
+        """Write our checkpoint format (weights as held: folded after ``from_pretrained``)."""
+        save_checkpoint(path, self.generator, self._mel_config, {**self.meta, **dict(meta or {})})
+
+    # ------------------------------------------------------------------------------------------ properties
+    @property
+    def mel_config(self) -> MelConfig:
+        return self._mel_config
+
+    @property
+    def sample_rate(self) -> int:
+        return self._mel_config.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self._mel_config.hop_length
+
+    @property
+    def n_mels(self) -> int:
+        return self._mel_config.n_mels
+
+    @property
+    def device(self) -> torch.device:
+        p = next(self.generator.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        p = next(self.generator.parameters(), None)
+        return p.dtype if p is not None else torch.float32
+
+    @property
+    def generator_name(self) -> str:
+        return getattr(type(self.generator), "registry_name", type(self.generator).__name__)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.generator.parameters())
+
+    def describe(self) -> dict:
+        """A plain summary: generator, matching preset, parameter count, audio settings, meta."""
+        from .generators.registry import get_preset, preset_names
+
+        cfg = self.generator.config
+        cfg_dict = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else {}
+        preset = None
+        for name in preset_names():
+            p = get_preset(name)
+            if p.generator == self.generator_name and p.config == cfg and p.mel == self._mel_config:
+                preset = name
+                break
+        return {
+            "generator": self.generator_name,
+            "preset": preset,
+            "parameters": self.num_parameters(),
+            "sample_rate": self.sample_rate,
+            "hop_length": self.hop_length,
+            "n_mels": self.n_mels,
+            "mel": self._mel_config.to_dict(),
+            "config": cfg_dict,
+            "meta": dict(self.meta),
+        }
+
+    # ------------------------------------------------------------------------------------------ checks
+    def _check_mel(self, mel) -> torch.Tensor:
+        mel = _as_tensor(mel, "a mel spectrogram")
+        if not mel.is_floating_point():
+            raise ValueError(f"expected a float mel spectrogram (log-mel values), got dtype {mel.dtype}")
+        if mel.dim() not in (2, 3):
+            raise ValueError(f"expected a mel [n_mels={self.n_mels}, T] or [B, {self.n_mels}, T], "
+                             f"got shape {tuple(mel.shape)}")
+        if mel.shape[-2] != self.n_mels:
+            hint = " (it looks transposed: [T, n_mels])" if mel.shape[-1] == self.n_mels else ""
+            raise ValueError(f"expected {self.n_mels} mel bands on dim -2, got shape {tuple(mel.shape)}{hint}")
+        if mel.shape[-1] == 0:
+            raise ValueError(f"expected at least one mel frame, got shape {tuple(mel.shape)}")
+        if mel.dim() == 3 and mel.shape[0] == 0:
+            raise ValueError(f"expected a non-empty batch, got shape {tuple(mel.shape)}")
+        if not torch.isfinite(mel).all():
+            raise ValueError("mel spectrogram contains NaN or inf values")
+        return mel
+
+    @staticmethod
+    def _check_lengths(lengths, batch: int, frames: int) -> list:
+        if torch.is_tensor(lengths) or isinstance(lengths, np.ndarray):
+            lengths = _as_tensor(lengths, "lengths")
+            if lengths.is_floating_point() or lengths.dim() != 1:
+                raise ValueError(f"expected lengths as 1-D integers [B], got {lengths.dtype} {tuple(lengths.shape)}")
+            lengths = lengths.tolist()
+        if not isinstance(lengths, Sequence) or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
+                                                        for n in lengths):
+            raise ValueError(f"expected lengths as a sequence of ints (frames per item), got {lengths!r}")
+        lengths = [int(n) for n in lengths]
+        if len(lengths) != batch:
+            raise ValueError(f"expected {batch} lengths (one per batch item), got {len(lengths)}")
+        bad = [n for n in lengths if not 1 <= n <= frames]
+        if bad:
+            raise ValueError(f"lengths must be in [1, {frames}] frames, got {bad}")
+        return lengths
+
+    # ------------------------------------------------------------------------------------------ decoding
+    @torch.inference_mode()
+    def forward(self, mel, lengths=None, exact: bool = True) -> torch.Tensor:
+        """Decode log-mels to audio.
+
+        Args:
+            mel: ``[n_mels, T]`` or ``[B, n_mels, T]`` float (tensor or numpy), on any device.
+            lengths: frames per batch item (``[B]``); samples past ``lengths[i] * hop`` are zero.
+            exact: with ``lengths``, decode items of equal length together and never show the generator the
+                padding, so each item equals its own decode; ``False`` decodes the padded batch in one pass
+                (faster, but the last ~receptive-field samples of shorter items differ).
+        Returns:
+            float32 ``[T * hop]`` or ``[B, T * hop]`` on the model's device.
+        """
+        mel = self._check_mel(mel)
+        single = mel.dim() == 2
+        if single:
+            if lengths is not None:
+                raise ValueError("lengths is for a batch [B, n_mels, T]; a single mel [n_mels, T] has no padding")
+            mel = mel.unsqueeze(0)
+        mel = mel.to(device=self.device, dtype=self.dtype)
+        batch, frames = mel.shape[0], mel.shape[-1]
+        hop = self.hop_length
+        if lengths is None:
+            wav = self._generate(mel)
+        else:
+            lengths = self._check_lengths(lengths, batch, frames)
+            if exact:
+                wav = torch.zeros(batch, frames * hop, device=mel.device, dtype=torch.float32)
+                for n in sorted(set(lengths)):
+                    idx = [i for i, m in enumerate(lengths) if m == n]
+                    wav[idx, : n * hop] = self._generate(mel[idx, :, :n])
+            else:
+                wav = self._generate(mel)
+                keep = torch.arange(frames * hop, device=wav.device)[None, :] < (
+                    torch.tensor(lengths, device=wav.device)[:, None] * hop)
+                wav = wav * keep
+        return wav[0] if single else wav
+
+    def _generate(self, mel: torch.Tensor) -> torch.Tensor:
+        """``[B, n_mels, T] -> float32 [B, T * hop]`` (the generator's own output checked against the contract)."""
+        out = self.generator(mel)
+        expected = (mel.shape[0], 1, mel.shape[-1] * self.hop_length)
+        if tuple(out.shape) != expected:
+            raise RuntimeError(f"generator returned {tuple(out.shape)}, contract says {expected}")
+        return out[:, 0].float()
+
+    # ------------------------------------------------------------------------------------------ audio side
+    def mel(self, wav) -> torch.Tensor:
+        """Log-mel of audio at ``sample_rate``: ``[T] -> [n_mels, T // hop]``, ``[B, T] -> [B, n_mels, T // hop]``."""
+        wav = _as_tensor(wav, "audio")
+        if not wav.is_floating_point():
+            raise ValueError(f"expected float audio in [-1, 1], got dtype {wav.dtype}")
+        if wav.dim() == 3 and wav.shape[1] == 1:
+            wav = wav[:, 0]
+        if wav.dim() not in (1, 2):
+            raise ValueError(f"expected audio [T] or [B, T], got shape {tuple(wav.shape)}")
+        c = self._mel_config
+        min_len = max(c.hop_length, (c.n_fft - c.hop_length) // 2 + 1)
+        if wav.shape[-1] < min_len:
+            raise ValueError(f"audio too short: {wav.shape[-1]} samples, need at least {min_len} "
+                             f"(n_fft={c.n_fft}, hop={c.hop_length})")
+        if not torch.isfinite(wav).all():
+            raise ValueError("audio contains NaN or inf samples")
+        return mel_spectrogram(wav.float(), c)
+
+    def synthesize(self, audio: Union[PathLike, torch.Tensor, np.ndarray], sample_rate: Optional[int] = None,
+                   resample_input: bool = True) -> torch.Tensor:
+        """Copy synthesis: audio -> mel -> audio at :attr:`sample_rate` (``[T // hop * hop]`` float32).
+
+        Args:
+            audio: a file path (read and resampled to the model rate), or ``[T]`` / ``[B, T]`` samples.
+            sample_rate: the rate of a tensor / array input (required for those).
+            resample_input: resample a tensor whose rate differs; ``False`` makes a rate mismatch an error.
+        """
+        if isinstance(audio, (str, os.PathLike)):
+            wav = load_audio(audio, self.sample_rate)
+        else:
+            wav = _as_tensor(audio, "audio")
+            if sample_rate is None:
+                raise ValueError(f"give the sample_rate of the audio tensor (the model runs at {self.sample_rate} Hz)")
+            if int(sample_rate) != self.sample_rate:
+                if not resample_input:
+                    raise ValueError(f"expected audio at {self.sample_rate} Hz, got {sample_rate} Hz "
+                                     f"(resampling disabled)")
+                if not wav.is_floating_point():
+                    raise ValueError(f"expected float audio in [-1, 1], got dtype {wav.dtype}")
+                wav = resample(wav.float(), int(sample_rate), self.sample_rate)
+        mel = self.mel(wav)
+        return self(mel)
+
+    def extra_repr(self) -> str:
+        return f"generator={self.generator_name}, sample_rate={self.sample_rate}, hop={self.hop_length}, n_mels={self.n_mels}"
+
+    # ------------------------------------------------------------------------------------------ streaming
+    def _streamer(self):
+        # Built on first use and kept (it copies the folded weights once); rebuilt if the generator was
+        # replaced or moved.
+        from .streaming import StreamingVocoder
+
+        sv = self.__dict__.get("_streaming")
+        if sv is None or sv.generator is not self.generator or sv.device != self.device:
+            sv = StreamingVocoder(self.generator)
+            self.__dict__["_streaming"] = sv
+        return sv
+
+    @property
+    def lookahead_frames(self) -> int:
+        """Future mel frames streaming waits for before a frame's audio is final (the right receptive field)."""
+        return self._streamer().lookahead_frames
+
+    def stream(self, mel_chunks):
+        """Streaming decode: iterate over ``[n_mels, t]`` (or ``[B, n_mels, t]``) chunks, yield float32 audio
+        (``[samples]`` / ``[B, samples]``) as soon as it is final; all pieces together equal ``self(mel)``."""
+        yield from self._streamer().stream(self._check_mel(c) for c in mel_chunks)
+
+
+def _fold(generator: nn.Module) -> None:
+    fold_weight_norm(generator)

@@ -1,0 +1,421 @@
+"""Streaming decode (vocoder.streaming): exact equality with the offline generator for any chunking, bounded
+state, the delay derived from the architecture, the Vocoder / CLI entry points and TorchScript export."""
+from __future__ import annotations
+
+import io
+import random
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vocoder.generators.registry import build_generator
+from vocoder.nn.activations import Snake, SnakeBeta
+from vocoder.nn.filters import Activation1d
+from vocoder.streaming import StreamingVocoder, build_streaming_generator
+from vocoder.streaming.layers import (StateAllocator, StreamActivation1d, StreamConv1d, StreamConvTranspose1d,
+                                      activation_context)
+
+TOL = 1e-4
+N_MELS = 8
+
+# Tiny generators of every family; each covers different streaming layers.
+CONFIGS = {
+    "hifigan_rb1": ("hifigan", dict(n_mels=N_MELS, upsample_rates=(4, 2), upsample_kernel_sizes=(8, 4),
+                                    upsample_initial_channel=16, resblock="1", resblock_kernel_sizes=(3, 5),
+                                    resblock_dilation_sizes=((1, 3), (1, 2)))),
+    "hifigan_rb2": ("hifigan", dict(n_mels=N_MELS, upsample_rates=(3, 2), upsample_kernel_sizes=(7, 4),
+                                    upsample_initial_channel=16, resblock="2", resblock_kernel_sizes=(3, 5),
+                                    resblock_dilation_sizes=((1, 2), (2, 3)))),
+    "melgan": ("melgan", dict(n_mels=N_MELS, ngf=4, ratios=(4, 3), n_residual_layers=2)),
+    "bigvgan_amp1": ("bigvgan", dict(n_mels=N_MELS, upsample_rates=(4, 2), upsample_kernel_sizes=(8, 4),
+                                     upsample_initial_channel=16, resblock="1", resblock_kernel_sizes=(3, 5),
+                                     resblock_dilation_sizes=((1, 3), (1, 2)), activation="snakebeta")),
+    "bigvgan_amp2_v2": ("bigvgan", dict(n_mels=N_MELS, upsample_rates=(2, 2), upsample_kernel_sizes=(4, 4),
+                                        upsample_initial_channel=16, resblock="2", resblock_kernel_sizes=(3,),
+                                        resblock_dilation_sizes=((1, 3),), activation="snake", snake_logscale=False,
+                                        use_tanh_at_final=False, use_bias_at_final=False)),
+}
+
+_CACHE: dict = {}
+
+
+def make_generator(key: str) -> nn.Module:
+    """A tiny generator with random weights large enough that every layer matters (cached per test session)."""
+    if key not in _CACHE:
+        torch.manual_seed(hash(key) % 1000)
+        name, cfg = CONFIGS[key]
+        g = build_generator(name, cfg).eval()
+        with torch.no_grad():
+            for n, p in g.named_parameters():
+                p.add_(torch.randn_like(p) * (0.3 if ("alpha" in n or "beta" in n) else 0.05))
+        _CACHE[key] = g
+    return _CACHE[key]
+
+
+def offline(g: nn.Module, mel: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return g(mel)[:, 0]
+
+
+def stream_all(sv: StreamingVocoder, mel: torch.Tensor, chunks) -> torch.Tensor:
+    outs, i = [], 0
+    for c in chunks:
+        outs.append(sv.push(mel[..., i:i + c]))
+        i += c
+    if i < mel.shape[-1]:
+        outs.append(sv.push(mel[..., i:]))
+    outs.append(sv.flush())
+    return torch.cat(outs, dim=-1)
+
+
+def random_chunks(total: int, rng: random.Random, hi: int = 9) -> list:
+    out, s = [], 0
+    while s < total:
+        c = rng.randint(1, hi)
+        out.append(c)
+        s += c
+    return out
+
+
+# ------------------------------------------------------------------------------------------- single layers
+def run_layer(layer, x, chunks):
+    alloc = StateAllocator()
+    layer.allocate(alloc)
+    states = [torch.zeros(0)] * alloc.count
+    layer.fill_states(states, x.shape[0], x)
+    outs, i = [], 0
+    for c in chunks:
+        outs.append(layer(x[:, :, i:i + c], states, False))
+        i += c
+    outs.append(layer(x[:, :, i:], states, True))
+    return torch.cat(outs, 2)
+
+
+LAYER_CHUNKINGS = [[1] * 40, [3] * 13, [7, 1, 2, 9, 4, 1, 1, 8, 5]]
+
+
+@pytest.mark.parametrize("k,d,s,mode", [(3, 1, 1, "zeros"), (7, 1, 1, "reflect"), (11, 5, 1, "zeros"),
+                                        (12, 1, 2, "replicate"), (1, 1, 1, "zeros"), (3, 3, 1, "reflect")])
+def test_conv_layer_matches_padded_conv(k, d, s, mode):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 40)
+    conv = nn.Conv1d(3, 4, k, s, dilation=d)
+    pl = d * (k - 1) // 2
+    pr = d * (k - 1) - pl
+    if mode == "replicate":
+        pl, pr = k // 2 - 1, k // 2  # the low-pass layout: asymmetric
+    ref = conv(F.pad(x, (pl, pr), mode="constant" if mode == "zeros" else mode))
+    layer = StreamConv1d(conv.weight, conv.bias, s, d, 1, pl, pr, mode)
+    for chunks in LAYER_CHUNKINGS:
+        y = run_layer(layer, x, chunks)
+        assert y.shape == ref.shape
+        assert (y - ref).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("k,s,p,op", [(16, 8, 4, 0), (4, 2, 1, 0), (10, 5, 3, 1), (7, 3, 2, 0), (3, 3, 0, 0),
+                                      (5, 2, 1, 1)])
+def test_transposed_conv_layer_matches(k, s, p, op):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 40)
+    ct = nn.ConvTranspose1d(3, 4, k, s, p, op)
+    ref = ct(x)
+    layer = StreamConvTranspose1d.from_conv(ct)
+    for chunks in LAYER_CHUNKINGS:
+        y = run_layer(layer, x, chunks)
+        assert y.shape == ref.shape
+        assert (y - ref).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("act_cls", [Snake, SnakeBeta])
+def test_activation_layer_matches_reference(act_cls):
+    torch.manual_seed(0)
+    act = act_cls(3, alpha_logscale=act_cls is SnakeBeta)
+    with torch.no_grad():
+        act.alpha.normal_()
+    module = Activation1d(act)
+    x = torch.randn(2, 3, 40)
+    ref = module.reference_forward(x)
+    layer = StreamActivation1d(module)
+    for chunks in LAYER_CHUNKINGS:
+        y = run_layer(layer, x, chunks)
+        assert y.shape == ref.shape
+        assert (y - ref).abs().max() < 1e-5
+
+
+def test_activation_context_is_the_true_receptive_field():
+    """Perturbing input j changes outputs j-right..j+left exactly (no more, no less)."""
+    torch.manual_seed(0)
+    module = Activation1d(Snake(1))
+    left, right = activation_context(module)
+    x = torch.randn(1, 1, 64)
+    x2 = x.clone()
+    x2[..., 30] += 1.0
+    changed = ((module.reference_forward(x2) - module.reference_forward(x)).abs() > 0)[0, 0].nonzero()[:, 0]
+    assert changed.min().item() == 30 - right and changed.max().item() == 30 + left
+
+
+# ------------------------------------------------------------------------------------------- generators
+@pytest.mark.parametrize("key", sorted(CONFIGS))
+def test_generator_streaming_equals_offline(key):
+    g = make_generator(key)
+    sv = StreamingVocoder(g)
+    T = 29
+    mel = torch.randn(2, N_MELS, T)
+    ref = offline(g, mel)
+    rng = random.Random(1)
+    for chunks in ([1] * T, [4] * 8, [T], random_chunks(T, rng), random_chunks(T, rng, 3)):
+        y = stream_all(sv, mel, chunks)
+        assert y.shape == ref.shape, (chunks, y.shape, ref.shape)
+        assert (y - ref).abs().max().item() <= TOL, chunks
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=st.sampled_from(sorted(CONFIGS)), T=st.integers(4, 30), seed=st.integers(0, 10_000),
+       hi=st.integers(1, 12))
+def test_any_chunking_is_exact(key, T, seed, hi):
+    g = make_generator(key)
+    mel = torch.randn(1, N_MELS, T, generator=torch.Generator().manual_seed(seed))
+    ref = offline(g, mel)
+    y = stream_all(StreamingVocoder(g), mel, random_chunks(T, random.Random(seed), hi))
+    assert y.shape == ref.shape
+    assert (y - ref).abs().max().item() <= TOL
+
+
+def test_unbatched_input_gives_unbatched_audio():
+    g = make_generator("hifigan_rb1")
+    sv = StreamingVocoder(g)
+    mel = torch.randn(N_MELS, 10)
+    y = stream_all(sv, mel, [3, 3, 4])
+    assert y.dim() == 1
+    assert (y - offline(g, mel[None])[0]).abs().max() <= TOL
+
+
+def _count_dispatch(monkeypatch):
+    import vocoder.nn.filters as filters
+
+    real = filters._dispatch()
+    if real is None:
+        pytest.skip("no kernel dispatch module")
+    calls = {"n": 0, "fused": 0}
+
+    def counting(x, module):
+        calls["n"] += 1
+        out = real(x, module)
+        calls["fused"] += out is not None
+        return out
+
+    monkeypatch.setattr(filters, "_dispatch_fn", counting)
+    return calls
+
+
+def test_bigvgan_streaming_uses_the_fused_kernel(monkeypatch):
+    """The streaming activation goes through the same dispatch; fused streaming == reference offline."""
+    from vocoder.kernels.dispatch import kernels_available
+
+    if not kernels_available()["cpu"]:
+        pytest.skip("the fused CPU kernel is not available here")
+    g = make_generator("bigvgan_amp1")
+    mel = torch.randn(1, N_MELS, 21)
+    monkeypatch.setenv("VOCODER_KERNELS", "0")
+    ref = offline(g, mel)  # reference path
+    monkeypatch.setenv("VOCODER_KERNELS", "1")
+    calls = _count_dispatch(monkeypatch)
+    y = stream_all(StreamingVocoder(g), mel, [1] * 5 + [3] * 3 + [7])
+    assert calls["fused"] > 0 and calls["fused"] == calls["n"]
+    assert (y - ref).abs().max().item() <= TOL
+
+
+def test_bigvgan_streaming_reference_path(monkeypatch):
+    monkeypatch.setenv("VOCODER_KERNELS", "0")
+    calls = _count_dispatch(monkeypatch)
+    g = make_generator("bigvgan_amp1")
+    mel = torch.randn(1, N_MELS, 17)
+    ref = offline(g, mel)
+    y = stream_all(StreamingVocoder(g), mel, [2] * 8)
+    assert calls["n"] > 0 and calls["fused"] == 0
+    assert (y - ref).abs().max().item() <= TOL
+
+
+# ------------------------------------------------------------------------------------------- delay and state
+@pytest.mark.parametrize("key", ["hifigan_rb1", "hifigan_rb2", "melgan", "bigvgan_amp1"])
+def test_lookahead_is_the_right_receptive_field(key):
+    """Changing frame k never changes audio before frame k - lookahead (the delay is enough); for HiFi-GAN and
+    MelGAN it does change frame k - lookahead itself (the delay is not more than needed).
+
+    float64 so that small contributions stay visible; BigVGAN is only checked for sufficiency: the outermost
+    taps of a dozen chained Kaiser filters multiply to far below double precision, so the true edge of its
+    receptive field cannot be observed numerically (its minimality is checked by the count test below).
+    """
+    import copy
+
+    g = copy.deepcopy(make_generator(key)).double()
+    sv = StreamingVocoder(g)
+    L, hop = sv.lookahead_frames, g.hop_length
+    assert L > 0
+    T, k = 3 * L + 8, 2 * L + 4
+    for seed in range(3):
+        mel = torch.randn(1, N_MELS, T, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+        mel2 = mel.clone()
+        mel2[..., k] += 3.0
+        diff = (offline(g, mel2) - offline(g, mel)).abs()[0]
+        first = (diff > 0).nonzero()[0, 0].item()
+        assert first // hop >= k - L
+        if not key.startswith("bigvgan"):
+            assert first // hop == k - L
+
+
+@pytest.mark.parametrize("key", sorted(CONFIGS))
+def test_audio_waits_at_most_lookahead_frames(key):
+    g = make_generator(key)
+    sv = StreamingVocoder(g)
+    L, hop = sv.lookahead_frames, g.hop_length
+    mel = torch.randn(1, N_MELS, 2 * L + 10)
+    emitted = 0
+    for t in range(mel.shape[-1]):
+        emitted += sv.push(mel[..., t:t + 1]).shape[-1]
+        assert emitted >= (t + 1 - L) * hop  # nothing waits longer than the lookahead...
+        if t + 1 > L + 4:
+            # ...and not a frame longer: the delay in samples is in (L - 1, L] frames.
+            assert emitted == sv.network.body.out_count(t + 1) and emitted < (t + 2 - L) * hop
+
+
+def test_state_is_constant_over_a_60_second_utterance():
+    """60 s at 22.05 kHz / hop 256 = 5168 frames, streamed one frame at a time: the state stops growing."""
+    torch.manual_seed(0)
+    g = build_generator("hifigan", dict(n_mels=N_MELS, upsample_rates=(2, 2), upsample_kernel_sizes=(4, 4),
+                                        upsample_initial_channel=4, resblock="2", resblock_kernel_sizes=(3,),
+                                        resblock_dilation_sizes=((1, 3),))).eval()
+    sv = StreamingVocoder(g)
+    frames = 60 * 22050 // 256
+    mel = torch.randn(1, N_MELS, frames)
+    sizes = {}
+    total = 0
+    for t in range(frames):
+        total += sv.push(mel[..., t:t + 1]).shape[-1]
+        if t + 1 in (100, 1000, frames):
+            sizes[t + 1] = sv.state_numel()
+    assert sizes[100] == sizes[1000] == sizes[frames]
+    total += sv.flush().shape[-1]
+    assert total == frames * g.hop_length
+
+
+@pytest.mark.parametrize("key", ["melgan", "bigvgan_amp1", "hifigan_rb1"])
+def test_state_size_constant_every_family(key):
+    sv = StreamingVocoder(make_generator(key))
+    mel = torch.randn(1, N_MELS, 300)
+    sizes = []
+    for t in range(300):
+        sv.push(mel[..., t:t + 1])
+        if t + 1 in (100, 300):
+            sizes.append(sv.state_numel())
+    assert sizes[0] == sizes[1]
+
+
+# ------------------------------------------------------------------------------------------- interfaces
+def test_errors_are_value_errors():
+    g = make_generator("melgan")
+    sv = StreamingVocoder(g)
+    with pytest.raises(ValueError, match="n_mels"):
+        sv.push(torch.randn(N_MELS + 1, 3))
+    with pytest.raises(ValueError, match="flush"):
+        sv.flush()
+    sv.push(torch.randn(1, N_MELS, 2))
+    with pytest.raises(ValueError, match="first"):
+        sv.push(torch.randn(N_MELS, 2))  # unbatched after batched
+    with pytest.raises(ValueError, match="at least"):
+        sv.flush()  # MelGAN's reflection padding needs 4 frames, as offline
+    sv.reset()
+    with pytest.raises(ValueError, match="no streaming builder"):
+        StreamingVocoder(nn.Conv1d(1, 1, 1))
+
+
+def test_vocoder_stream_method_and_lookahead():
+    from vocoder.inference import Vocoder
+    from vocoder.audio.mel import MelConfig
+
+    g = make_generator("hifigan_rb2")
+    voc = Vocoder(g, MelConfig(sample_rate=8000, n_fft=64, hop_length=g.hop_length, win_length=64,
+                               n_mels=N_MELS, fmin=0.0, fmax=4000.0), fold_weight_norm=False)
+    mel = torch.randn(N_MELS, 23)
+    pieces = list(voc.stream(mel[:, i:i + 5] for i in range(0, 23, 5)))
+    assert all(p.dim() == 1 and p.shape[0] > 0 for p in pieces)
+    assert (torch.cat(pieces) - voc(mel)).abs().max() <= TOL
+    assert voc.lookahead_frames == StreamingVocoder(g).lookahead_frames > 0
+
+
+@pytest.mark.parametrize("key", ["hifigan_rb1", "melgan", "bigvgan_amp1"])
+def test_torchscript_export_round_trip(key, monkeypatch):
+    """``torch.jit.script`` -> save -> load; explicit state; equals the offline decode."""
+    import warnings
+
+    g = make_generator(key)
+    net = build_streaming_generator(g).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        scripted = torch.jit.script(net)
+        buf = io.BytesIO()
+        torch.jit.save(scripted, buf)
+        buf.seek(0)
+        loaded = torch.jit.load(buf)
+    assert loaded.lookahead_frames == net.lookahead_frames
+    mel = torch.randn(2, N_MELS, 19)
+    monkeypatch.setenv("VOCODER_KERNELS", "0")  # the exported graph runs the reference activation
+    ref = offline(g, mel)
+    states = loaded.initial_states(2, torch.zeros(1))
+    outs = []
+    for i in range(0, 19, 4):
+        y, states = loaded(mel[..., i:i + 4], states)
+        outs.append(y)
+    y, _ = loaded.flush(states)
+    outs.append(y)
+    assert (torch.cat(outs, -1) - ref).abs().max().item() <= TOL
+
+
+def _saved_model(tmp_path):
+    from vocoder.inference import Vocoder
+    from vocoder.generators.registry import get_preset
+
+    g = build_generator("hifigan_v3")
+    voc = Vocoder(g, get_preset("hifigan_v3").mel)
+    path = tmp_path / "m.pt"
+    voc.save(path)
+    return path, voc
+
+
+@pytest.mark.parametrize("fmt", ["float32", "pcm16"])
+def test_cli_stream_npy_and_stdin(tmp_path, monkeypatch, capsysbinary, fmt):
+    from vocoder.cli.main import main
+
+    path, voc = _saved_model(tmp_path)
+    mel = np.random.default_rng(0).standard_normal((80, 6)).astype(np.float32)
+    np.save(tmp_path / "mel.npy", mel)
+    ref = voc(torch.from_numpy(mel)).numpy()
+
+    def decode(raw: bytes) -> np.ndarray:
+        return np.frombuffer(raw, "<f4") if fmt == "float32" else np.frombuffer(raw, "<i2") / 32767.0
+
+    assert main(["stream", "--model", str(path), "--input", str(tmp_path / "mel.npy"), "--format", fmt,
+                 "--chunk-frames", "4"]) == 0
+    out = decode(capsysbinary.readouterr().out)
+    tol = TOL if fmt == "float32" else 1.0 / 32767
+    assert out.shape == ref.shape and np.abs(out - ref).max() <= tol
+
+    stdin = io.TextIOWrapper(io.BytesIO(mel.T.astype("<f4").tobytes()))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert main(["stream", "--model", str(path), "--format", fmt]) == 0
+    out = decode(capsysbinary.readouterr().out)
+    assert out.shape == ref.shape and np.abs(out - ref).max() <= tol
+
+
+def test_cli_stdin_partial_frame_is_an_error(tmp_path, monkeypatch, capsysbinary):
+    from vocoder.cli.main import main
+
+    path, _ = _saved_model(tmp_path)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"\0" * (4 * 80 * 3 + 6))))
+    assert main(["stream", "--model", str(path)]) == 2

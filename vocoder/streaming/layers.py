@@ -1,0 +1,509 @@
+"""Cached-state streaming layers: each one turns the next piece of a signal into the output that is now final.
+
+Every layer is an ``nn.Module`` with
+``forward(x [B, C, t], states: List[Tensor], final: bool) -> y [B, C', t']``: ``x`` holds the ``t >= 0`` input
+samples that follow the ones already seen, ``y`` the output samples that no future input can change any more
+(possibly none), and ``final=True`` says the input ends after ``x`` (the layer then emits everything left,
+applying the offline right-edge padding). The state a layer keeps between calls (the left context of a conv,
+the frames a transposed conv still spreads into the future, a filter's tail) lives in ``states``, a flat list
+of tensors shared by the whole network: a layer owns ``states[offset : offset + n_states]`` and replaces its
+entries in place. Nothing else changes between calls, so a network of these layers can be compiled with
+``torch.jit.script`` and driven with explicit state.
+
+Exactness comes from reproducing the offline edges: a conv with zero padding starts from a buffer of zeros;
+reflection / replicate padding is built from the first input samples on the first call and from the last ones
+at ``final``; a transposed conv drops its ``padding`` first outputs and emits its tail at ``final``; the
+anti-aliased activation runs on ``[left context + new]`` and keeps only the outputs whose whole receptive
+field lay inside that window (at the true start / end the window's own replicate padding *is* the offline one).
+
+Each layer also answers two questions used to derive the delay from the architecture:
+``out_count(n)`` (how many outputs are final after ``n`` inputs, steady state) and ``in_range(a, b)`` (which
+input samples outputs ``a..b`` depend on, steady state).
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["StreamLayer", "StreamConv1d", "StreamConvTranspose1d", "StreamActivation1d", "StreamPointwise",
+           "StreamIdentity", "StreamSequential", "StreamSum", "StateAllocator", "effective_weight"]
+
+PAD_ZEROS = 0
+PAD_REFLECT = 1
+PAD_REPLICATE = 2
+_PAD_MODES = {"zeros": PAD_ZEROS, "constant": PAD_ZEROS, "reflect": PAD_REFLECT, "replicate": PAD_REPLICATE}
+
+
+def effective_weight(module: nn.Module) -> torch.Tensor:
+    """The weight a conv layer applies now, weight norm folded (our hook, torch's hook or parametrizations)."""
+    params = module._parameters
+    if "weight_g" in params and "weight_v" in params and params["weight_g"] is not None:
+        dim = 0
+        for hook in module._forward_pre_hooks.values():
+            dim = getattr(hook, "dim", dim)
+        return torch._weight_norm(params["weight_v"], params["weight_g"], dim).detach()
+    return module.weight.detach()
+
+
+class StateAllocator:
+    """Hands out consecutive indices in the flat state list while a streaming network is built."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def take(self, n: int) -> int:
+        off = self.count
+        self.count += n
+        return off
+
+
+def _empty_like(x: torch.Tensor, channels: int) -> torch.Tensor:
+    return x.new_zeros(x.shape[0], channels, 0)
+
+
+class StreamLayer(nn.Module):
+    """Base class. ``allocate`` reserves this layer's slots in the flat state list (build time);
+    ``fill_states`` writes its initial states there for ``batch`` signals (device / dtype of ``ref``)."""
+
+    def allocate(self, alloc: StateAllocator) -> None:
+        pass
+
+    def fill_states(self, states: List[torch.Tensor], batch: int, ref: torch.Tensor) -> None:
+        pass
+
+    def out_count(self, n: int) -> int:
+        return n
+
+    def in_range(self, a: int, b: int) -> Tuple[int, int]:
+        return a, b
+
+
+class StreamPointwise(StreamLayer):
+    """Sample-wise nonlinearity (no state): ``leaky_relu(slope)``, ``tanh`` or ``clamp(-1, 1)``."""
+
+    def __init__(self, kind: str, slope: float = 0.1):
+        super().__init__()
+        if kind not in ("leaky_relu", "tanh", "clamp"):
+            raise ValueError(f"pointwise kind must be leaky_relu, tanh or clamp, got {kind!r}")
+        self.kind = kind
+        self.slope = float(slope)
+
+    def forward(self, x: torch.Tensor, states: List[torch.Tensor], final: bool) -> torch.Tensor:
+        if self.kind == "leaky_relu":
+            return F.leaky_relu(x, self.slope)
+        if self.kind == "tanh":
+            return torch.tanh(x)
+        return torch.clamp(x, min=-1.0, max=1.0)
+
+    def extra_repr(self) -> str:
+        return f"{self.kind}" + (f", slope={self.slope}" if self.kind == "leaky_relu" else "")
+
+
+class StreamIdentity(StreamLayer):
+    """Passes its input through (the skip branch of a residual sum)."""
+
+    def forward(self, x: torch.Tensor, states: List[torch.Tensor], final: bool) -> torch.Tensor:
+        return x
+
+
+class StreamConv1d(StreamLayer):
+    """A ``Conv1d`` (any kernel, dilation, stride, groups) with zero / reflect / replicate edge padding.
+
+    State: ``buf [B, C_in, <= K_eff - 1 + stride]`` (the inputs the next outputs still need, padding included)
+    and ``started [1]`` (0 until the left padding was built, only for reflect / replicate). Each call runs one
+    unpadded conv over ``buf + x``: only new outputs are computed.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1, dilation: int = 1,
+                 groups: int = 1, pad_left: int = 0, pad_right: int = 0, pad_mode: str = "zeros"):
+        super().__init__()
+        if pad_mode not in _PAD_MODES:
+            raise ValueError(f"pad_mode must be one of {sorted(_PAD_MODES)}, got {pad_mode!r}")
+        self.register_buffer("weight", weight.detach().clone())
+        self.has_bias = bias is not None
+        self.register_buffer("bias", bias.detach().clone() if bias is not None else torch.zeros(0))
+        self.stride = int(stride)
+        self.dilation = int(dilation)
+        self.groups = int(groups)
+        self.pad_left = int(pad_left)
+        self.pad_right = int(pad_right)
+        self.pad_mode = _PAD_MODES[pad_mode]
+        # Booleans rather than the module constants: TorchScript does not capture globals.
+        self.zero_pad = self.pad_mode == PAD_ZEROS
+        self.reflect_pad = self.pad_mode == PAD_REFLECT
+        self.in_channels = int(weight.shape[1]) * self.groups
+        self.out_channels = int(weight.shape[0])
+        self.k_eff = self.dilation * (int(weight.shape[2]) - 1) + 1
+        self.offset = 0
+
+    @classmethod
+    def from_conv(cls, conv: nn.Conv1d, pad_left: int | None = None, pad_right: int | None = None,
+                  pad_mode: str | None = None) -> "StreamConv1d":
+        """From an ``nn.Conv1d`` (weight norm folded on the fly); padding defaults to the conv's own."""
+        if isinstance(conv.padding, str):
+            raise ValueError(f"string padding {conv.padding!r} is not supported, expected an int")
+        p = int(conv.padding[0])
+        mode = conv.padding_mode if pad_mode is None else pad_mode
+        return cls(effective_weight(conv), conv.bias, conv.stride[0], conv.dilation[0], conv.groups,
+                   p if pad_left is None else pad_left, p if pad_right is None else pad_right, mode)
+
+    def allocate(self, alloc: StateAllocator) -> None:
+        self.offset = alloc.take(2)
+
+    def fill_states(self, states: List[torch.Tensor], batch: int, ref: torch.Tensor) -> None:
+        if self.zero_pad:
+            # Zero padding needs no look at the data: the buffer starts as the left padding itself.
+            states[self.offset] = ref.new_zeros(batch, self.in_channels, self.pad_left)
+            states[self.offset + 1] = torch.ones(1, dtype=torch.long)
+        else:
+            states[self.offset] = ref.new_zeros(batch, self.in_channels, 0)
+            states[self.offset + 1] = torch.zeros(1, dtype=torch.long)
+
+    def _left_pad(self, buf: torch.Tensor) -> torch.Tensor:
+        if self.pad_left == 0:
+            return buf
+        if self.reflect_pad:
+            return F.pad(buf[:, :, : self.pad_left + 1], (self.pad_left, 0), mode="reflect")[:, :, : self.pad_left]
+        return buf[:, :, :1].expand(-1, -1, self.pad_left)
+
+    def _right_pad(self, buf: torch.Tensor) -> torch.Tensor:
+        if self.pad_right == 0:
+            return buf.new_zeros(buf.shape[0], buf.shape[1], 0)
+        if self.zero_pad:
+            return buf.new_zeros(buf.shape[0], buf.shape[1], self.pad_right)
+        if self.reflect_pad:
+            tail = buf[:, :, buf.shape[2] - self.pad_right - 1:]
+            return F.pad(tail, (0, self.pad_right), mode="reflect")[:, :, tail.shape[2]:]
+        return buf[:, :, buf.shape[2] - 1:].expand(-1, -1, self.pad_right)
+
+    def forward(self, x: torch.Tensor, states: List[torch.Tensor], final: bool) -> torch.Tensor:
+        buf = states[self.offset]
+        started = states[self.offset + 1]
+        if x.shape[2] > 0:
+            buf = torch.cat([buf, x], dim=2)
+        if int(started.item()) == 0:
+            # Reflection needs pad_left + 1 samples to mirror; replicate needs one.
+            need = self.pad_left + 1 if self.reflect_pad else 1
+            if buf.shape[2] >= need or (final and buf.shape[2] > 0):
+                buf = torch.cat([self._left_pad(buf), buf], dim=2)
+                started = torch.ones(1, dtype=torch.long)
+            else:
+                states[self.offset] = buf
+                return buf.new_zeros(buf.shape[0], self.out_channels, 0)
+        if final:
+            buf = torch.cat([buf, self._right_pad(buf)], dim=2)
+        n = buf.shape[2]
+        if n < self.k_eff:
+            states[self.offset] = buf
+            states[self.offset + 1] = started
+            return buf.new_zeros(buf.shape[0], self.out_channels, 0)
+        n_out = (n - self.k_eff) // self.stride + 1
+        used = (n_out - 1) * self.stride + self.k_eff
+        y = F.conv1d(buf[:, :, :used], self.weight, self.bias if self.has_bias else None, self.stride, 0,
+                     self.dilation, self.groups)
+        states[self.offset] = buf[:, :, n_out * self.stride:]
+        states[self.offset + 1] = started
+        return y
+
+    def out_count(self, n: int) -> int:
+        total = n + self.pad_left
+        return 0 if total < self.k_eff else (total - self.k_eff) // self.stride + 1
+
+    def in_range(self, a: int, b: int) -> Tuple[int, int]:
+        return a * self.stride - self.pad_left, b * self.stride - self.pad_left + self.k_eff - 1
+
+    def extra_repr(self) -> str:
+        mode = {PAD_ZEROS: "zeros", PAD_REFLECT: "reflect", PAD_REPLICATE: "replicate"}[self.pad_mode]
+        return (f"{self.in_channels}, {self.out_channels}, k_eff={self.k_eff}, stride={self.stride}, "
+                f"pad=({self.pad_left}, {self.pad_right}, {mode})")
+
+
+class StreamConvTranspose1d(StreamLayer):
+    """A ``ConvTranspose1d`` (stride ``s``, kernel ``k``, ``padding``, ``output_padding``, groups).
+
+    Offline, ``y[n] = z[n + padding]`` where ``z`` is the untrimmed transposed conv. After ``T`` input frames
+    ``z[: T*s]`` is final (later frames only reach ``z[T*s:]``), and it depends on the last ``ceil(k/s) - 1``
+    frames at most: the state keeps those frames (``ctx [B, C_in, ceil(k/s) - 1]``, zeros at the start, which
+    add nothing) and ``drop [1]``, how many of the first outputs the trimming still removes.
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, stride: int, padding: int = 0,
+                 output_padding: int = 0, groups: int = 1, dilation: int = 1):
+        super().__init__()
+        if dilation != 1:
+            raise ValueError(f"streaming ConvTranspose1d supports dilation 1 only, got {dilation}")
+        self.register_buffer("weight", weight.detach().clone())
+        self.has_bias = bias is not None
+        self.register_buffer("bias", bias.detach().clone() if bias is not None else torch.zeros(0))
+        self.stride = int(stride)
+        self.padding = int(padding)
+        self.output_padding = int(output_padding)
+        self.groups = int(groups)
+        self.kernel_size = int(weight.shape[2])
+        self.in_channels = int(weight.shape[0])
+        self.out_channels = int(weight.shape[1]) * self.groups
+        self.context = max(0, -(-self.kernel_size // self.stride) - 1)
+        # Outputs past z[T*s] that the offline layer still emits at the end (from the kept frames only).
+        self.tail = self.kernel_size - self.stride - self.padding + self.output_padding
+        if self.tail < 0:
+            raise ValueError(
+                f"ConvTranspose1d with kernel {self.kernel_size}, stride {self.stride}, padding {self.padding}, "
+                f"output_padding {self.output_padding} trims more than it spreads; cannot stream it")
+        # Polyphase form: output phase r of frame t is a plain conv over frames t-context..t with taps
+        # w[..., j*s + r] (flipped). One Conv1d with C_out*s channels computes exactly the new samples and runs
+        # on the fast conv path (PyTorch's CPU transposed conv often takes a slow one).
+        self.polyphase = self.groups == 1
+        m = self.context + 1
+        if self.polyphase:
+            w = F.pad(weight.detach(), (0, m * self.stride - self.kernel_size))  # [C_in, C_out, m*s]
+            w = w.view(self.in_channels, self.out_channels, m, self.stride).flip(2)  # [C_in, C_out, j', r]
+            w = w.permute(1, 3, 0, 2).reshape(self.out_channels * self.stride, self.in_channels, m)
+            b = bias.detach().repeat_interleave(self.stride) if bias is not None else torch.zeros(0)
+        else:
+            w, b = torch.zeros(0), torch.zeros(0)
+        self.register_buffer("poly_weight", w.contiguous().clone())
+        self.register_buffer("poly_bias", b.clone())
+        self.offset = 0
+
+    @classmethod
+    def from_conv(cls, conv: nn.ConvTranspose1d) -> "StreamConvTranspose1d":
+        return cls(effective_weight(conv), conv.bias, conv.stride[0], conv.padding[0], conv.output_padding[0],
+                   conv.groups, conv.dilation[0])
+
+    def allocate(self, alloc: StateAllocator) -> None:
+        self.offset = alloc.take(2)
+
+    def fill_states(self, states: List[torch.Tensor], batch: int, ref: torch.Tensor) -> None:
+        states[self.offset] = ref.new_zeros(batch, self.in_channels, self.context)
+        states[self.offset + 1] = torch.full((1,), self.padding, dtype=torch.long)
+
+    def _spread(self, win: torch.Tensor, start: int, count: int) -> torch.Tensor:
+        """``z`` positions ``start .. start+count`` (relative to ``win``'s first frame) of the untrimmed output."""
+        if self.polyphase and start == self.context * self.stride:
+            # One output frame (s samples) per window frame after the context.
+            y = F.conv1d(win, self.poly_weight, self.poly_bias if self.has_bias else None)  # [B, C_out*s, t]
+            b, t = y.shape[0], y.shape[2]
+            y = y.view(b, self.out_channels, self.stride, t).transpose(2, 3).reshape(b, self.out_channels, t * self.stride)
+            return y[:, :, :count]
+        z = F.conv_transpose1d(win, self.weight, self.bias if self.has_bias else None, self.stride, 0, 0,
+                               self.groups)
+        if z.shape[2] < start + count:  # past the kernel's reach only the bias remains
+            fill = z.new_zeros(z.shape[0], z.shape[1], start + count - z.shape[2])
+            if self.has_bias:
+                fill = fill + self.bias.view(1, -1, 1)
+            z = torch.cat([z, fill], dim=2)
+        return z[:, :, start:start + count]
+
+    def forward(self, x: torch.Tensor, states: List[torch.Tensor], final: bool) -> torch.Tensor:
+        ctx = states[self.offset]
+        drop = int(states[self.offset + 1].item())
+        t = x.shape[2]
+        pieces: List[torch.Tensor] = []
+        if t > 0:
+            win = torch.cat([ctx, x], dim=2)
+            pieces.append(self._spread(win, self.context * self.stride, t * self.stride))
+            ctx = win[:, :, win.shape[2] - self.context:]
+        if final and self.tail > 0:
+            # The last frames' spread past the end, as offline: feed zero frames that add nothing.
+            n_zero = -(-self.tail // self.stride)
+            win = torch.cat([ctx, ctx.new_zeros(ctx.shape[0], ctx.shape[1], n_zero)], dim=2)
+            pieces.append(self._spread(win, self.context * self.stride, self.tail))
+        if len(pieces) == 0:
+            states[self.offset] = ctx
+            return ctx.new_zeros(ctx.shape[0], self.out_channels, 0)
+        y = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=2)
+        if drop > 0:
+            d = min(drop, y.shape[2])
+            y = y[:, :, d:]
+            drop -= d
+        states[self.offset] = ctx
+        states[self.offset + 1] = torch.full((1,), drop, dtype=torch.long)
+        return y
+
+    def out_count(self, n: int) -> int:
+        return max(0, n * self.stride - self.padding)
+
+    def in_range(self, a: int, b: int) -> Tuple[int, int]:
+        lo, hi = a + self.padding, b + self.padding
+        return -((self.kernel_size - 1 - lo) // self.stride), hi // self.stride
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, output_padding={self.output_padding}")
+
+
+def activation_context(module: nn.Module) -> Tuple[int, int]:
+    """Left / right receptive field, in input samples, of a ``[B, C, T] -> [B, C, T]`` anti-aliased activation.
+
+    Output ``j`` reads upsampled samples ``j*r - pad_left_down .. + K_down - 1`` (replicate-padded low-pass,
+    stride ``r``); upsampled sample ``q`` reads input frames ``ceil((q + pad_left_up - K_up + 1)/r) - pad ..
+    floor((q + pad_left_up)/r) - pad`` (the zero-stuffed transposed conv after ``pad`` replicated samples).
+    """
+    up, low = module.upsample, module.downsample.lowpass
+    r_up, r_down = int(up.ratio), int(low.stride)
+    if r_up != r_down:
+        raise ValueError(f"streaming Activation1d needs up_ratio == down_ratio, got {r_up} and {r_down}")
+    k_up, k_down = int(up.kernel_size), int(low.kernel_size)
+    left, right = 0, 0
+    for j in range(64, 64 + 2 * r_up):  # every phase, far from the edges
+        q_lo = j * r_down - int(low.pad_left)
+        q_hi = q_lo + k_down - 1
+        lo = -((k_up - 1 - q_lo - int(up.pad_left)) // r_up) - int(up.pad)
+        hi = (q_hi + int(up.pad_left)) // r_up - int(up.pad)
+        left, right = max(left, j - lo), max(right, hi - j)
+    return left, right
+
+
+class StreamActivation1d(StreamLayer):
+    """BigVGAN's anti-aliased activation (upsample -> Snake -> low-pass + downsample), streamed.
+
+    Each call runs the module's own ``forward`` -- so the fused kernel chosen by
+    ``vocoder.kernels.dispatch`` when one is available, else the reference -- on ``[left context + new]``
+    and keeps the outputs whose receptive field (``left``/``right`` samples, see :func:`activation_context`)
+    lies inside that window: outputs next to a window edge the filter had to pad are recomputed on the next
+    call, except at the true start and end, where the module's replicate padding is the offline edge.
+    State: ``buf [B, C, <= left + right + t]`` and ``lead [1]`` (how many of ``buf``'s samples are already
+    emitted context).
+    """
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        # The pieces are submodules (TorchScript compiles their forward = the reference path); the whole
+        # module is kept out of the module tree because its forward goes through the Python kernel dispatch.
+        self.upsample = module.upsample
+        self.act = module.act
+        self.downsample = module.downsample
+        self._whole = [module]
+        self.left, self.right = activation_context(module)
+        self.channels = int(getattr(module.act, "in_features", 0))
+        self.offset = 0
+
+    def allocate(self, alloc: StateAllocator) -> None:
+        self.offset = alloc.take(2)
+
+    def fill_states(self, states: List[torch.Tensor], batch: int, ref: torch.Tensor) -> None:
+        states[self.offset] = ref.new_zeros(batch, self.channels, 0)
+        states[self.offset + 1] = torch.zeros(1, dtype=torch.long)
+
+    @torch.jit.unused
+    def _eager(self, x: torch.Tensor) -> torch.Tensor:
+        return self._whole[0](x)  # Activation1d.forward goes through the kernel dispatch
+
+    def _apply(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_scripting():
+            return self.downsample(self.act(self.upsample(x)))  # the reference, in exported graphs
+        return self._eager(x)
+
+    def forward(self, x: torch.Tensor, states: List[torch.Tensor], final: bool) -> torch.Tensor:
+        buf = states[self.offset]
+        lead = int(states[self.offset + 1].item())
+        if x.shape[2] > 0:
+            buf = torch.cat([buf, x], dim=2)
+        n = buf.shape[2]
+        avail = n if final else n - self.right
+        if avail <= lead:
+            states[self.offset] = buf
+            return buf[:, :, :0]
+        y = self._apply(buf)[:, :, lead:avail]
+        keep = max(0, avail - self.left)
+        states[self.offset] = buf[:, :, keep:]
+        states[self.offset + 1] = torch.full((1,), avail - keep, dtype=torch.long)
+        return y
+
+    def out_count(self, n: int) -> int:
+        return max(0, n - self.right)
+
+    def in_range(self, a: int, b: int) -> Tuple[int, int]:
+        return a - self.left, b + self.right
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, context=({self.left}, {self.right})"
+
+
+class StreamSequential(StreamLayer):
+    """Layers applied one after the other; ``final`` flushes each in turn."""
+
+    def __init__(self, layers: List[StreamLayer]):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor, states: List[torch.Tensor], final: bool) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x, states, final)
+        return x
+
+    def fill_states(self, states: List[torch.Tensor], batch: int, ref: torch.Tensor) -> None:
+        for layer in self.layers:
+            layer.fill_states(states, batch, ref)
+
+    def allocate(self, alloc: StateAllocator) -> None:
+        for layer in self.layers:
+            layer.allocate(alloc)
+
+    def out_count(self, n: int) -> int:
+        for layer in self.layers:
+            n = layer.out_count(n)
+        return n
+
+    def in_range(self, a: int, b: int) -> Tuple[int, int]:
+        for layer in reversed(self.layers):
+            a, b = layer.in_range(a, b)
+        return a, b
+
+
+class StreamSum(StreamLayer):
+    """``(branch_0(x) + branch_1(x) + ...) / divisor`` with branches of different delays (a residual is
+    ``[identity, f]``, HiFi-GAN's multi-receptive-field fusion is ``[resblock_j]`` with ``divisor=num_kernels``).
+
+    State: one queue per branch (``[B, C, lag]``) holding outputs that wait for the slower branches.
+    """
+
+    def __init__(self, branches: List[StreamLayer], channels: int, divisor: float = 1.0):
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+        self.channels = int(channels)
+        self.divisor = float(divisor)
+        self.n_branches = len(branches)
+        self.offset = 0
+
+    def allocate(self, alloc: StateAllocator) -> None:
+        self.offset = alloc.take(self.n_branches)
+        for b in self.branches:
+            b.allocate(alloc)
+
+    def fill_states(self, states: List[torch.Tensor], batch: int, ref: torch.Tensor) -> None:
+        for j in range(self.n_branches):
+            states[self.offset + j] = ref.new_zeros(batch, self.channels, 0)
+        for b in self.branches:
+            b.fill_states(states, batch, ref)
+
+    def forward(self, x: torch.Tensor, states: List[torch.Tensor], final: bool) -> torch.Tensor:
+        queues: List[torch.Tensor] = []
+        i = 0
+        for branch in self.branches:
+            y = branch(x, states, final)
+            q = states[self.offset + i]
+            queues.append(torch.cat([q, y], dim=2) if q.shape[2] > 0 else y)
+            i += 1
+        n = queues[0].shape[2]
+        for q in queues:
+            n = min(n, q.shape[2])
+        acc = queues[0][:, :, :n]
+        for j in range(1, len(queues)):
+            acc = acc + queues[j][:, :, :n]
+        for j in range(len(queues)):
+            states[self.offset + j] = queues[j][:, :, n:]
+        if self.divisor != 1.0:
+            acc = acc / self.divisor
+        return acc
+
+    def out_count(self, n: int) -> int:
+        return min(b.out_count(n) for b in self.branches)
+
+    def in_range(self, a: int, b: int) -> Tuple[int, int]:
+        ranges = [br.in_range(a, b) for br in self.branches]
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)

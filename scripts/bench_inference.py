@@ -1,0 +1,149 @@
+#!/usr/bin/env python
+"""Whole-model BigVGAN inference: ours (fused anti-aliased activation) vs the official ``bigvgan`` package.
+
+    python scripts/bench_inference.py [--seconds 2] [--models base,v2_24k] [--devices cpu,cuda] [--threads 2]
+
+Both models get the same weights (ours, randomly initialised, loaded into the official class by state dict:
+the key names are the same), weight norm folded. For each device it prints the real-time factor (compute
+time / audio time, lower is better) of ours with kernels, ours with ``VOCODER_KERNELS=0`` (plain PyTorch),
+and the official model (on CUDA with ``use_cuda_kernel=True`` when its kernel builds), the speed-up of ours
+over the official one, and the largest absolute difference of the waveforms. Timings: best of ``--repeat``,
+interleaved, in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import sys
+import time
+
+import torch
+
+from vocoder.generators import build_generator, get_preset
+from vocoder.kernels import dispatch
+
+MODELS = {"base": "bigvgan_base_22khz_80band", "v2_24k": "bigvgan_v2_24khz_100band_256x"}
+
+
+@contextlib.contextmanager
+def kernels(enabled: bool):
+    """Set VOCODER_KERNELS for this (benchmark) process only, restoring it afterwards."""
+    old = os.environ.get("VOCODER_KERNELS")
+    os.environ["VOCODER_KERNELS"] = "1" if enabled else "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["VOCODER_KERNELS"]
+        else:
+            os.environ["VOCODER_KERNELS"] = old
+
+
+def official_model(ours, device: str):
+    import bigvgan
+    from bigvgan.env import AttrDict
+
+    c = ours.config
+    h = AttrDict(num_mels=c.n_mels, upsample_rates=list(c.upsample_rates),
+                 upsample_kernel_sizes=list(c.upsample_kernel_sizes),
+                 upsample_initial_channel=c.upsample_initial_channel, resblock=c.resblock,
+                 resblock_kernel_sizes=list(c.resblock_kernel_sizes),
+                 resblock_dilation_sizes=[list(d) for d in c.resblock_dilation_sizes], activation=c.activation,
+                 snake_logscale=c.snake_logscale, use_tanh_at_final=c.use_tanh_at_final,
+                 use_bias_at_final=c.use_bias_at_final)
+    note = ""
+    model = None
+    if device == "cuda":
+        try:
+            model = bigvgan.BigVGAN(h, use_cuda_kernel=True)
+            note = " (official CUDA kernel)"
+        except Exception as exc:  # its JIT build may fail; fall back to its torch path
+            note = f" (official CUDA kernel unavailable: {type(exc).__name__})"
+            h = AttrDict(h)
+    if model is None:
+        model = bigvgan.BigVGAN(h, use_cuda_kernel=False)
+    model.load_state_dict(ours.state_dict())
+    model.remove_weight_norm()
+    return model.eval().to(device), note
+
+
+def timed(fn, sync) -> float:
+    sync()
+    t = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t
+
+
+def bench(name: str, device: str, seconds: float, repeat: int) -> None:
+    preset = get_preset(MODELS[name])
+    torch.manual_seed(0)
+    ours = build_generator(preset.name)
+    with torch.no_grad():  # trained-looking Snake parameters rather than the all-equal initial ones
+        for n, p in ours.named_parameters():
+            if n.endswith(".alpha") or n.endswith(".beta"):
+                p.add_(0.3 * torch.randn_like(p))
+    official, note = official_model(ours, device)
+    ours.remove_weight_norm()
+    ours = ours.eval().to(device)
+    sr, hop = preset.mel.sample_rate, preset.mel.hop_length
+    frames = max(1, round(seconds * sr / hop))
+    mel = (torch.randn(1, preset.mel.n_mels, frames, device=device) - 5.0).clamp(min=-11.5)
+    audio_s = frames * hop / sr
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    with torch.inference_mode():
+        with kernels(True):
+            y_ours = ours(mel)
+            run_ours = lambda: ours(mel)  # noqa: E731
+        with kernels(False):
+            y_ref = ours(mel)
+        y_off = official(mel)
+        t_ours = t_ref = t_off = math.inf
+        for _ in range(repeat):
+            with kernels(True):
+                t_ours = min(t_ours, timed(run_ours, sync))
+            with kernels(False):
+                t_ref = min(t_ref, timed(lambda: ours(mel), sync))
+            t_off = min(t_off, timed(lambda: official(mel), sync))
+    diff = (y_ours.float() - y_off.float()).abs().max().item()
+    diff_ref = (y_ref.float() - y_off.float()).abs().max().item()
+    print(f"{preset.name} on {device}{note}: {audio_s:.2f} s of audio, mel {list(mel.shape)}")
+    print(f"  ours (fused)      RTF {t_ours / audio_s:8.4f}  ({t_ours * 1e3:9.1f} ms)")
+    print(f"  ours (reference)  RTF {t_ref / audio_s:8.4f}  ({t_ref * 1e3:9.1f} ms)   max|diff| vs official {diff_ref:.1e}")
+    print(f"  official bigvgan  RTF {t_off / audio_s:8.4f}  ({t_off * 1e3:9.1f} ms)")
+    print(f"  speed-up ours/official {t_off / t_ours:.2f}x, ours fused/reference {t_ref / t_ours:.2f}x, "
+          f"max|diff| fused vs official {diff:.1e}")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seconds", type=float, default=2.0, help="audio length to generate")
+    p.add_argument("--models", default="base,v2_24k", help=f"comma list of {', '.join(MODELS)}")
+    p.add_argument("--devices", default=None, help="comma list of cpu, cuda (default: cpu, plus cuda if present)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--repeat", type=int, default=3)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    try:
+        import bigvgan  # noqa: F401
+    except ImportError:
+        print("the official `bigvgan` package is not installed", file=sys.stderr)
+        return 1
+    print(f"threads {torch.get_num_threads()}, kernels {dispatch.kernels_available()}")
+    for device in devices:
+        if device == "cuda" and not torch.cuda.is_available():
+            print("cuda: no device, skipped")
+            continue
+        for name in args.models.split(","):
+            bench(name.strip(), device, args.seconds, args.repeat)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Training losses for GAN vocoders.
+
+Published weights (total generator loss = sum of weight x term):
+
+=============================  ==========================================================
+HiFi-GAN (V1-V3)               mel L1 (:class:`MelL1Loss`) 45, feature matching 2, adversarial (lsgan) 1
+BigVGAN v1                     as HiFi-GAN (mel 45, fm 2, adv 1) with MPD + MRD
+BigVGAN v2                     multi-scale mel (:class:`MultiScaleMelLoss`) 15, fm 2, adv 1, MPD + CQTD
+Parallel WaveGAN               multi-resolution STFT (sc + log-mag) 1, adversarial 4
+MelGAN                         hinge adversarial 1, feature matching 10
+=============================  ==========================================================
+
+:func:`feature_matching_loss` has no built-in factor (BigVGAN's ``feature_loss`` multiplies by 2): the
+weight 2 is the caller's.
+"""
+from .adversarial import ADVERSARIAL_KINDS, discriminator_adversarial_loss, generator_adversarial_loss
+from .feature_matching import feature_matching_loss
+from .mel import MelL1Loss, MultiScaleMelLoss
+from .stft import MultiResolutionSTFTLoss
+
+__all__ = [
+    "ADVERSARIAL_KINDS", "generator_adversarial_loss", "discriminator_adversarial_loss", "feature_matching_loss",
+    "MelL1Loss", "MultiScaleMelLoss", "MultiResolutionSTFTLoss", "PAPER_WEIGHTS",
+]
+
+#: loss weights as published, keyed by system
+PAPER_WEIGHTS = {
+    "hifigan": {"mel": 45.0, "feature_matching": 2.0, "adversarial": 1.0},
+    "bigvgan_v1": {"mel": 45.0, "feature_matching": 2.0, "adversarial": 1.0},
+    "bigvgan_v2": {"multiscale_mel": 15.0, "feature_matching": 2.0, "adversarial": 1.0},
+    "parallel_wavegan": {"stft": 1.0, "adversarial": 4.0},
+    "melgan": {"feature_matching": 10.0, "adversarial": 1.0},
+}

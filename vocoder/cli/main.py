@@ -7,7 +7,7 @@ import logging
 import sys
 
 # Subcommand modules under vocoder.cli, in the order `vocoder --help` lists them.
-SUBCOMMANDS = ["synthesize", "info"]
+SUBCOMMANDS = ["synthesize", "info", "eval", "train", "export", "stream"]
 
 
 def build_parser() -> argparse.ArgumentParser:

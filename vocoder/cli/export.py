@@ -1,0 +1,26 @@
+"""``vocoder export``: a training checkpoint (Lightning ``.ckpt``) -> our inference checkpoint (``.pt``).
+
+    vocoder export RUN_DIR/checkpoints/last.ckpt model.pt [--keep-weight-norm]
+
+The result loads with ``Vocoder.from_pretrained("model.pt")``; weight norm is folded into plain weights.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("export", help="training checkpoint -> inference checkpoint (.pt)", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", help="Lightning checkpoint written by `vocoder train` (.ckpt)")
+    p.add_argument("output", help="inference checkpoint to write (.pt)")
+    p.add_argument("--keep-weight-norm", action="store_true", help="keep weight norm (for fine-tuning)")
+    return p
+
+
+def run(args) -> int:
+    from ..training.callbacks import export_inference_checkpoint
+
+    out = export_inference_checkpoint(args.checkpoint, args.output, fold_weight_norm=not args.keep_weight_norm)
+    print(out)
+    return 0

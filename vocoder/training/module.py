@@ -1,0 +1,260 @@
+"""``GANVocoder``: the Lightning module that trains a generator against a list of discriminators.
+
+One GAN step (manual optimisation, two optimisers), in HiFi-GAN's order::
+
+    fake = G(mel)                                         # [B, 1, T]
+    D step:  L_D = disc * sum_k adv_D(D_k(real), D_k(fake.detach()))        (from discriminator_start_step on)
+    G step:  L_G = mel * |logmel(fake) - logmel(real)|_1 + multiscale_mel * MSMel + stft_sc * SC + stft_mag * LogMag
+                 + adv * adv_G(D(fake)) + fm * FM(D(real), D(fake))           (adversarial terms after warm-up)
+
+``self.gan_step`` counts GAN steps; it is saved in the checkpoint and drives every schedule (warm-up, LR decay,
+logging, checkpoints). Lightning's ``global_step`` counts optimiser steps instead (two per GAN step once the
+discriminator trains), see :func:`vocoder.training.recipes.lightning_max_steps`.
+
+Learning rate: ``ExponentialLR(gamma=optim.lr_decay)`` stepped once every ``optim.lr_decay_every`` GAN steps, so
+``lr = lr0 * lr_decay ** (gan_step // lr_decay_every)``. BigVGAN-v2 decays per step (0.9999996, every 1);
+HiFi-GAN decays 0.999 per epoch, which the HiFi-GAN recipes express as a fixed number of steps.
+
+Losses run in float32 with autocast off: cuFFT has no bf16 STFT and log-mel distances need the precision.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Dict, Mapping
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+
+from ..audio.mel import MelConfig, mel_spectrogram
+from .recipes import discriminator_from_recipe, generator_from_recipe, mel_config_from_recipe
+
+__all__ = ["GANVocoder"]
+
+log = logging.getLogger(__name__)
+
+
+class GANVocoder(pl.LightningModule):
+    """Generator + :class:`CombinedDiscriminator` trained from a resolved recipe dict (see ``recipes.py``)."""
+
+    def __init__(self, recipe: Mapping[str, Any]):
+        super().__init__()
+        self.save_hyperparameters({"recipe": dict(recipe)})
+        self.automatic_optimization = False
+        self.recipe = dict(recipe)
+        self.mel_config: MelConfig = mel_config_from_recipe(recipe)
+        self.generator, self.generator_name, self.generator_config = generator_from_recipe(recipe)
+        self.discriminator = discriminator_from_recipe(recipe)
+        self.gan_step = 0  # GAN steps done; saved in checkpoints
+
+        L = recipe["losses"]
+        self.w = {k: float(L[k]) for k in ("adv", "disc", "fm", "mel", "multiscale_mel", "stft_sc", "stft_mag")}
+        self.adv_kind = L["kind"]
+        from .. import losses as vl
+
+        self._losses = vl
+        # The loss mel is full band unless the recipe says otherwise (HiFi-GAN's fmax_for_loss = None).
+        self.loss_mel_config = dataclasses.replace(self.mel_config, fmax=L["mel_fmax"])
+        self.mel_loss = vl.MelL1Loss(self.loss_mel_config)
+        self.multiscale_mel_loss = (vl.MultiScaleMelLoss(self.mel_config.sample_rate, **(L["multiscale_mel_args"] or {}))
+                                    if self.w["multiscale_mel"] > 0 else None)
+        self.stft_loss = vl.MultiResolutionSTFTLoss(**(L["stft_args"] or {}))
+        o = recipe["optim"]
+        self.d_start = int(o["discriminator_start_step"])
+        if self.d_start > 0 and not any(self.w[k] > 0 for k in ("mel", "multiscale_mel", "stft_sc", "stft_mag")):
+            raise ValueError(f"optim.discriminator_start_step={self.d_start} needs a reconstruction loss for the "
+                             f"warm-up, but losses mel, multiscale_mel, stft_sc and stft_mag are all 0")
+        self._logged_real = False
+
+    # ------------------------------------------------------------------ optimisers
+
+    def configure_optimizers(self):
+        o = self.recipe["optim"]
+        cls = torch.optim.AdamW if o["name"] == "adamw" else torch.optim.Adam
+        kw = dict(lr=float(o["lr"]), betas=tuple(float(b) for b in o["betas"]), eps=float(o["eps"]),
+                  weight_decay=float(o["weight_decay"]))
+        opt_g = cls(self.generator.parameters(), **kw)
+        opt_d = cls(self.discriminator.parameters(), **kw)
+        # Stepped by hand (manual optimisation); Lightning still saves and restores their state.
+        sch_g = torch.optim.lr_scheduler.ExponentialLR(opt_g, gamma=float(o["lr_decay"]))
+        sch_d = torch.optim.lr_scheduler.ExponentialLR(opt_d, gamma=float(o["lr_decay"]))
+        return [opt_g, opt_d], [sch_g, sch_d]
+
+    # ------------------------------------------------------------------ checkpoint state
+
+    def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        checkpoint["gan_step"] = int(self.gan_step)
+        checkpoint["vocoder"] = {"generator": {"name": self.generator_name, "config": _plain(self.generator_config)},
+                                 "mel": self.mel_config.to_dict(), "recipe_name": self.recipe.get("name")}
+
+    def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
+        self.gan_step = int(checkpoint.get("gan_step", 0))
+
+    # ------------------------------------------------------------------ losses
+
+    def _fp32(self):
+        return torch.autocast(device_type=self.device.type, enabled=False)
+
+    def reconstruction_losses(self, fake: torch.Tensor, real: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Spectral losses of ``fake`` vs ``real`` (both ``[B, 1, T]``), unweighted, float32."""
+        out: Dict[str, torch.Tensor] = {}
+        with self._fp32():
+            fake, real = fake.float(), real.float()
+            if self.w["mel"] > 0:
+                out["mel"] = self.mel_loss(fake, real)
+            if self.multiscale_mel_loss is not None:
+                out["multiscale_mel"] = self.multiscale_mel_loss(fake, real)
+            if self.w["stft_sc"] > 0 or self.w["stft_mag"] > 0:
+                out["stft_sc"], out["stft_mag"] = self.stft_loss(fake, real)
+        return out
+
+    @staticmethod
+    def _match(fake: torch.Tensor, real: torch.Tensor):
+        """Trim both to the shorter length (a clip is rarely a whole number of hops)."""
+        if real.dim() == 2:
+            real = real.unsqueeze(1)
+        n = min(fake.shape[-1], real.shape[-1])
+        return fake[..., :n], real[..., :n]
+
+    def _clip(self, params, limit) -> torch.Tensor:
+        limit = float("inf") if limit is None else float(limit)
+        grads = [p for p in params if p.grad is not None]
+        if not grads:
+            return torch.zeros((), device=self.device)
+        return torch.nn.utils.clip_grad_norm_(grads, limit)
+
+    # ------------------------------------------------------------------ training
+
+    def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int):
+        opt_g, opt_d = self.optimizers()
+        sch_g, sch_d = self.lr_schedulers()
+        o = self.recipe["optim"]
+        mel, real = batch["mel"], batch["wav"]
+        fake = self.generator(mel)
+        fake, real = self._match(fake, real)
+        adversarial = self.gan_step >= self.d_start
+        logs: Dict[str, torch.Tensor] = {}
+
+        if adversarial:
+            # ---- discriminator
+            self.toggle_optimizer(opt_d)
+            # One pass over [real; fake]: same result as two passes (no batch statistics in D), cheaper.
+            both, _ = self.discriminator(torch.cat([real, fake.detach().to(real.dtype)], dim=0))
+            n = real.shape[0]
+            real_logits, fake_logits = [x[:n] for x in both], [x[n:] for x in both]
+            with self._fp32():
+                loss_d, _, _ = self._losses.discriminator_adversarial_loss(
+                    [x.float() for x in real_logits], [x.float() for x in fake_logits], kind=self.adv_kind)
+            loss_d = self.w["disc"] * loss_d
+            opt_d.zero_grad(set_to_none=True)
+            self.manual_backward(loss_d)
+            clip_d = o["grad_clip_d"] if o["grad_clip_d"] is not None else o["grad_clip"]
+            logs["grad_norm_d"] = self._clip(self.discriminator.parameters(), clip_d)
+            opt_d.step()
+            self.untoggle_optimizer(opt_d)
+            logs["loss_d"] = loss_d.detach()
+
+        # ---- generator
+        self.toggle_optimizer(opt_g)
+        rec = self.reconstruction_losses(fake, real)
+        loss_g = sum((self.w[k] * v for k, v in rec.items()), torch.zeros((), device=self.device))
+        for k, v in rec.items():
+            logs[k] = v.detach()
+        if adversarial:
+            with torch.no_grad():
+                _, real_fmaps = self.discriminator(real)
+            fake_logits, fake_fmaps = self.discriminator(fake)
+            with self._fp32():
+                adv, _ = self._losses.generator_adversarial_loss([x.float() for x in fake_logits], kind=self.adv_kind)
+                fm = self._losses.feature_matching_loss([[f.float() for f in fs] for fs in real_fmaps],
+                                                        [[f.float() for f in fs] for fs in fake_fmaps])
+            loss_g = loss_g + self.w["adv"] * adv + self.w["fm"] * fm
+            logs["adv_g"], logs["fm"] = adv.detach(), fm.detach()
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(loss_g)
+        logs["grad_norm_g"] = self._clip(self.generator.parameters(), o["grad_clip"])
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+        logs["loss_g"] = loss_g.detach()
+
+        self.gan_step += 1
+        if self.gan_step % int(o["lr_decay_every"]) == 0:
+            sch_g.step()
+            sch_d.step()
+
+        bs = real.shape[0]
+        for k, v in logs.items():
+            self.log(f"train/{k}", v, on_step=True, on_epoch=False, prog_bar=k in ("loss_g", "loss_d", "mel"),
+                     batch_size=bs)
+        self.log("train/lr", float(sch_g.get_last_lr()[0]), on_step=True, on_epoch=False, batch_size=bs)
+        self.log("gan_step", float(self.gan_step), on_step=True, on_epoch=False, prog_bar=True, batch_size=bs)
+        return logs["loss_g"]
+
+    # ------------------------------------------------------------------ validation
+
+    def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int):
+        """Whole clips at batch size 1: mel L1 (the loss mel) and multi-resolution STFT distance."""
+        mel, real = batch["mel"], batch["wav"]
+        fake = self.generator(mel)
+        fake, real = self._match(fake, real)
+        with self._fp32():
+            fake, real = fake.float(), real.float()
+            mel_l1 = self.mel_loss(fake, real)
+            sc, mag = self.stft_loss(fake, real)
+        bs = real.shape[0]
+        self.log("val/mel_l1", mel_l1, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=bs)
+        self.log("val/mrstft", sc + mag, on_epoch=True, sync_dist=True, batch_size=bs)
+        n_samples = int(self.recipe["trainer"].get("val_log_samples", 0))
+        if batch_idx < n_samples and self.global_rank == 0:
+            self._log_sample(batch_idx, real[0, 0], fake[0, 0])
+        return mel_l1
+
+    def _tensorboard(self):
+        for lg in (self.loggers or []):
+            if isinstance(lg, pl.loggers.TensorBoardLogger):
+                return lg.experiment
+        return None
+
+    def _log_sample(self, idx: int, real: torch.Tensor, fake: torch.Tensor) -> None:
+        tb = self._tensorboard()
+        if tb is None:
+            return
+        sr = self.mel_config.sample_rate
+        real, fake = real.detach().float().cpu(), fake.detach().float().cpu().clamp(-1, 1)
+        tb.add_audio(f"val/{idx}/generated", fake.unsqueeze(0), self.gan_step, sample_rate=sr)
+        if not self._logged_real:  # the reference audio once per run
+            tb.add_audio(f"val/{idx}/real", real.unsqueeze(0), self.gan_step, sample_rate=sr)
+        with torch.no_grad():
+            m_real = mel_spectrogram(real.unsqueeze(0), self.mel_config)[0].numpy()
+            m_fake = mel_spectrogram(fake.unsqueeze(0), self.mel_config)[0].numpy()
+        tb.add_image(f"val/{idx}/mel", _spectrogram_image(m_real, m_fake), self.gan_step, dataformats="HWC")
+
+    def on_validation_epoch_end(self) -> None:
+        self._logged_real = True
+
+
+def _spectrogram_image(real: np.ndarray, fake: np.ndarray) -> np.ndarray:
+    """Real (top) and generated (bottom) log-mels as an RGB uint8 array ``[H, W, 3]`` (matplotlib Agg)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 5), dpi=80)
+    canvas = FigureCanvasAgg(fig)
+    vmin, vmax = float(min(real.min(), fake.min())), float(max(real.max(), fake.max()))
+    for i, (m, title) in enumerate(((real, "real"), (fake, "generated"))):
+        ax = fig.add_subplot(2, 1, i + 1)
+        im = ax.imshow(m, aspect="auto", origin="lower", interpolation="none", vmin=vmin, vmax=vmax)
+        ax.set_title(title)
+        fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x

@@ -1,0 +1,158 @@
+"""Recipe + data -> a Lightning ``Trainer`` run in ``RUN_DIR``: what ``vocoder train`` does, callable from Python.
+
+Run folder layout::
+
+    RUN_DIR/recipe.yaml                 the resolved recipe (after overrides)
+    RUN_DIR/checkpoints/last.ckpt       latest Lightning checkpoint (atomic), step_XXXXXXXX.ckpt, last.pt (inference)
+    RUN_DIR/logs/                       TensorBoard events
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import pytorch_lightning as pl
+import torch
+
+from .callbacks import AtomicCheckpointIO, ProgressLog, VocoderCheckpoint, find_last_checkpoint
+from .recipes import lightning_max_steps, mel_config_from_recipe, save_recipe
+
+__all__ = ["TrainResult", "train", "build_trainer", "build_datamodule", "resolve_precision", "resolve_accelerator"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    gan_step: int
+    last_checkpoint: Optional[Path]
+    terminated: bool  # stopped by SIGTERM (after saving last.ckpt)
+
+
+def resolve_accelerator(name: str) -> str:
+    if name in (None, "auto"):
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "gpu", "cuda"):
+        raise ValueError(f"accelerator must be cpu, gpu or auto, got {name!r}")
+    if name in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ValueError("accelerator 'gpu' asked for, but torch sees no CUDA device")
+    return "gpu" if name == "cuda" else name
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """``auto`` -> ``bf16-mixed`` on a CUDA device that supports bf16, else ``32-true``."""
+    if precision in ("auto", None):
+        if accelerator == "gpu" and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return "bf16-mixed"
+        return "32-true"
+    if precision == "32":
+        return "32-true"
+    if precision.startswith("bf16") and accelerator == "cpu":
+        log.warning("bf16 on CPU is slow and lossy; training in %s as asked", precision)
+    return precision
+
+
+def _strategy(t: Mapping[str, Any], accelerator: str, devices):
+    n = devices if isinstance(devices, int) else (len(devices) if isinstance(devices, (list, tuple)) else None)
+    multi = n is None or n == -1 or n > 1
+    if t["strategy"] in ("auto", "ddp") and multi:
+        from pytorch_lightning.strategies import DDPStrategy
+
+        return DDPStrategy(process_group_backend="gloo" if accelerator == "cpu" else "nccl",
+                           find_unused_parameters=bool(t["find_unused_parameters"]))
+    return t["strategy"]
+
+
+def build_datamodule(recipe: Mapping[str, Any], train: Union[str, Sequence[str]],
+                     val: Union[str, Sequence[str], None] = None):
+    from .data import VocoderDataModule
+
+    d = recipe["data"]
+    return VocoderDataModule(train=train, val=val, mel_config=mel_config_from_recipe(recipe),
+                             segment_length=int(d["segment_length"]), batch_size=int(d["batch_size"]),
+                             num_workers=int(d["num_workers"]), val_clips=int(d["val_clips"]), seed=int(d["seed"]),
+                             finetune_mels=d.get("finetune_mels"))
+
+
+def build_trainer(recipe: Mapping[str, Any], run_dir: "os.PathLike | str", progress_bar: Optional[bool] = None,
+                  extra_callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
+    """A ``pl.Trainer`` for ``recipe`` writing into ``run_dir`` (atomic checkpoints, TensorBoard logs)."""
+    t = recipe["trainer"]
+    run_dir = Path(run_dir)
+    accelerator = resolve_accelerator(t["accelerator"])
+    devices = t["devices"]
+    gan_steps = int(t["max_steps"])
+    ckpt_cb = VocoderCheckpoint(run_dir / "checkpoints", every_n_steps=int(t["checkpoint_every_n_steps"] or 0),
+                                keep_last=int(t["keep_last_checkpoints"] or 0),
+                                export_every_n_steps=int(t["export_every_n_steps"] or 0))
+    try:
+        logger = pl.loggers.TensorBoardLogger(save_dir=str(run_dir), name="logs", version="", default_hp_metric=False)
+    except ModuleNotFoundError:  # tensorboard missing: CSV still records the losses
+        logger = pl.loggers.CSVLogger(save_dir=str(run_dir), name="logs", version="")
+    if progress_bar is None:
+        progress_bar = os.isatty(2)
+    return pl.Trainer(
+        accelerator=accelerator,
+        devices=devices,
+        strategy=_strategy(t, accelerator, devices),
+        precision=resolve_precision(t["precision"], accelerator),
+        max_steps=lightning_max_steps(gan_steps, recipe["optim"]["discriminator_start_step"]),
+        max_epochs=-1,
+        val_check_interval=int(t["val_check_interval"]),
+        check_val_every_n_epoch=None,  # val_check_interval counts GAN steps across epochs
+        num_sanity_val_steps=int(t["num_sanity_val_steps"]),
+        log_every_n_steps=int(t["log_every_n_steps"]),
+        enable_checkpointing=False,  # VocoderCheckpoint does it, keyed by gan_step
+        callbacks=[ckpt_cb, ProgressLog(int(t["log_every_n_steps"]), gan_steps), *extra_callbacks],
+        plugins=[AtomicCheckpointIO()],
+        logger=logger,
+        default_root_dir=str(run_dir),
+        enable_progress_bar=progress_bar,
+        enable_model_summary=False,
+        use_distributed_sampler=True,
+    )
+
+
+def train(recipe: Mapping[str, Any], data: Union[str, Sequence[str]], val: Union[str, Sequence[str], None] = None,
+          run_dir: "os.PathLike | str" = "runs/vocoder", resume: Optional[str] = None,
+          progress_bar: Optional[bool] = None, extra_callbacks: Sequence[pl.Callback] = ()) -> TrainResult:
+    """Train (or resume) ``recipe`` on ``data`` into ``run_dir``.
+
+    ``resume``: a Lightning checkpoint path, ``"auto"`` (``RUN_DIR/checkpoints/last.ckpt`` when it exists) or
+    ``None``. Resuming restores weights, optimiser and scheduler state, ``gan_step`` and the data position.
+    """
+    from pytorch_lightning.utilities.exceptions import SIGTERMException
+
+    from .module import GANVocoder
+
+    run_dir = Path(run_dir)
+    ckpt_path: Optional[Path] = None
+    if resume == "auto":
+        ckpt_path = find_last_checkpoint(run_dir)
+    elif resume:
+        ckpt_path = Path(resume)
+        if not ckpt_path.is_file():
+            raise ValueError(f"--resume {resume!r}: no such checkpoint file")
+    rank = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")))
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_recipe(recipe, run_dir / "recipe.yaml")
+    pl.seed_everything(int(recipe["trainer"]["seed"]), workers=True, verbose=False)
+    module = GANVocoder(recipe)
+    dm = build_datamodule(recipe, data, val)
+    trainer = build_trainer(recipe, run_dir, progress_bar=progress_bar, extra_callbacks=extra_callbacks)
+    if ckpt_path is not None:
+        log.info("resuming from %s", ckpt_path)
+    terminated = False
+    try:
+        # weights_only: a checkpoint holds tensors and plain values only, so loading it never runs code
+        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
+    except SIGTERMException:
+        terminated = True
+        log.warning("stopped by SIGTERM at GAN step %d; resume with --resume auto", module.gan_step)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    return TrainResult(run_dir, int(module.gan_step), last if last.is_file() else None, terminated)

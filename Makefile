@@ -1,10 +1,9 @@
-# One command each: `make test` sets up a fresh clone and runs the test suite (CI runs exactly this);
-# `make demo` sets up and vocodes the shipped samples with the default model.
+# `make test` sets up a fresh clone and runs the test suite (CI runs exactly this).
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 export CUDA_HOME ?= /usr/local/cuda
 
-.PHONY: setup setup-test kernels test demo bench
+.PHONY: setup setup-test kernels test
 
 setup:
 	$(PIP) install -q -e .
@@ -21,6 +20,3 @@ kernels:
 
 test: setup-test kernels
 	$(PYTHON) -m pytest -q
-
-demo: setup
-	$(PYTHON) -m vocoder synthesize samples/*.wav --output samples/output --spectrogram

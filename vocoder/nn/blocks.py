@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .activations import Snake, SnakeBeta
+from .fast_conv import FastConv1d
 from .filters import Activation1d
 from .weight_norm import remove_weight_norm, weight_norm
 
@@ -44,7 +45,8 @@ def init_weights(module: nn.Module, mean: float = 0.0, std: float = 0.01) -> Non
 
 
 def _wn_conv(channels: int, kernel_size: int, dilation: int) -> nn.Conv1d:
-    conv = nn.Conv1d(channels, channels, kernel_size, 1, dilation=dilation, padding=get_padding(kernel_size, dilation))
+    # FastConv1d is an nn.Conv1d (same keys, same training forward) with an FFT path for CPU inference.
+    conv = FastConv1d(channels, channels, kernel_size, 1, dilation=dilation, padding=get_padding(kernel_size, dilation))
     return weight_norm(conv)
 
 

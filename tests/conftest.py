@@ -30,3 +30,13 @@ torch.set_num_threads(int(os.environ.get("VOCODER_TEST_THREADS", "1")))
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def one_thread_per_module():
+    """One intra-op thread for a whole test module (use with ``pytest.mark.usefixtures``): tiny models on a shared,
+    loaded machine run up to 50x slower when OpenMP threads fight over 2 cores."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

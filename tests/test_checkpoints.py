@@ -12,17 +12,9 @@ from vocoder.generators.registry import build_generator
 from vocoder.inference import Vocoder
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny models on a shared, loaded machine: OpenMP threads fighting over 2 cores make a forward 50x slower.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # The official BigVGAN code builds its layers with the deprecated torch.nn.utils.weight_norm.
-pytestmark = pytest.mark.filterwarnings("ignore:.*weight_norm.*deprecated:FutureWarning")
+pytestmark = [pytest.mark.usefixtures("one_thread_per_module"),
+              pytest.mark.filterwarnings("ignore:.*weight_norm.*deprecated:FutureWarning")]
 
 MEL = dict(sampling_rate=8000, n_fft=64, hop_size=16, win_size=64, fmin=0, fmax=4000)
 

@@ -8,21 +8,13 @@ import soundfile as sf
 import torch
 
 import vocoder.inference as inference
-from vocoder.audio.mel import MelConfig
 from vocoder.checkpoints import save_checkpoint
 from vocoder.cli.main import main
 from vocoder.generators.registry import build_generator
 
+from helpers import TINY_MEL as MEL
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny models on a shared, loaded machine: OpenMP threads fighting over 2 cores make a forward 50x slower.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-MEL = MelConfig(sample_rate=8000, n_fft=64, hop_length=16, win_length=64, n_mels=20, fmin=0.0, fmax=4000.0)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 @pytest.fixture

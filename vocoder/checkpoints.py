@@ -442,24 +442,34 @@ def _our_config(name: str, h: Mapping[str, Any]):
         raise ValueError(f"config does not describe a {name} generator: {e}") from e
 
 
-def import_bigvgan(path: PathLike, config: Union[PathLike, Mapping, None] = None, map_location="cpu",
-                   _ckpt: Optional[Mapping] = None) -> Tuple[nn.Module, MelConfig, dict]:
-    """Read an official BigVGAN folder (``config.json`` + ``bigvgan_generator.pt``) or generator file."""
+def _build_official(name: str, h: Mapping, weights: Path, ckpt: Optional[Mapping], map_location,
+                    where: str) -> Tuple[nn.Module, MelConfig]:
+    """Generator ``name`` (in eval mode) and its MelConfig from an official config ``h`` and the
+    ``{"generator": state_dict}`` file ``weights`` (read unless ``ckpt`` is given); ``where`` names the
+    source in the mel-mismatch error."""
     from .generators.registry import build_generator
 
-    path = Path(path)
-    weights = path / BIGVGAN_WEIGHTS if path.is_dir() else path
-    h = _official_config(path, config)
-    ckpt = _ckpt if _ckpt is not None else _torch_load(weights, map_location)
+    if ckpt is None:
+        ckpt = _torch_load(weights, map_location)
     if not isinstance(ckpt, Mapping) or "generator" not in ckpt:
         raise ValueError(f"{weights}: expected {{'generator': state_dict}}, got "
                          f"{sorted(ckpt)[:8] if isinstance(ckpt, Mapping) else type(ckpt).__name__}")
     mel = MelConfig.from_dict(h)
-    generator = build_generator("bigvgan", _our_config("bigvgan", h))
-    _check_mel_fits(generator, mel, str(path))
+    generator = build_generator(name, _our_config(name, h))
+    _check_mel_fits(generator, mel, where)
     _load_matching_form(generator, ckpt["generator"], str(weights))
+    return generator.eval(), mel
+
+
+def import_bigvgan(path: PathLike, config: Union[PathLike, Mapping, None] = None, map_location="cpu",
+                   _ckpt: Optional[Mapping] = None) -> Tuple[nn.Module, MelConfig, dict]:
+    """Read an official BigVGAN folder (``config.json`` + ``bigvgan_generator.pt``) or generator file."""
+    path = Path(path)
+    weights = path / BIGVGAN_WEIGHTS if path.is_dir() else path
+    h = _official_config(path, config)
+    generator, mel = _build_official("bigvgan", h, weights, _ckpt, map_location, where=str(path))
     meta = {"source": "bigvgan", "path": str(path)}
-    return generator.eval(), mel, meta
+    return generator, mel, meta
 
 
 def import_hifigan(path: PathLike, config: Union[PathLike, Mapping, None] = None, map_location="cpu",
@@ -468,8 +478,6 @@ def import_hifigan(path: PathLike, config: Union[PathLike, Mapping, None] = None
 
     ``path`` may be the folder of a training run: its latest ``g_*`` file is used.
     """
-    from .generators.registry import build_generator
-
     path = Path(path)
     weights = path
     if path.is_dir():
@@ -477,16 +485,9 @@ def import_hifigan(path: PathLike, config: Union[PathLike, Mapping, None] = None
         if weights is None:
             raise ValueError(f"no g_XXXXXXXX generator file in {path}")
     h = _official_config(weights, config)
-    ckpt = _ckpt if _ckpt is not None else _torch_load(weights, map_location)
-    if not isinstance(ckpt, Mapping) or "generator" not in ckpt:
-        raise ValueError(f"{weights}: expected {{'generator': state_dict}}, got "
-                         f"{sorted(ckpt)[:8] if isinstance(ckpt, Mapping) else type(ckpt).__name__}")
-    mel = MelConfig.from_dict(h)
-    generator = build_generator("hifigan", _our_config("hifigan", h))
-    _check_mel_fits(generator, mel, str(weights))
-    _load_matching_form(generator, ckpt["generator"], str(weights))
+    generator, mel = _build_official("hifigan", h, weights, _ckpt, map_location, where=str(weights))
     meta = {"source": "hifigan", "path": str(weights)}
-    return generator.eval(), mel, meta
+    return generator, mel, meta
 
 
 # ------------------------------------------------------------------------------------------------ exporters
@@ -517,18 +518,26 @@ def _folded_state(generator: nn.Module) -> Dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in g.state_dict().items()}
 
 
+def _export_source(obj, mel_config: Optional[MelConfig], name: str, label: str,
+                   who: str) -> Tuple[nn.Module, MelConfig]:
+    """The generator (which must be registered as ``name``) and MelConfig an exporter ``who`` writes:
+    ``mel_config`` if given, else the one ``obj`` (a Vocoder) carries."""
+    generator, mel = _unwrap(obj)
+    mel = mel_config or mel
+    if _generator_name(generator) != name:
+        raise ValueError(f"{who} needs a {label} generator, got {_generator_name(generator)}")
+    if mel is None:
+        raise ValueError(f"{who} needs the MelConfig (pass mel_config= or a Vocoder)")
+    return generator, mel
+
+
 def export_bigvgan(obj, folder: PathLike, mel_config: Optional[MelConfig] = None) -> Path:
     """Write ``config.json`` + ``bigvgan_generator.pt`` (folded weights, as the published v2 files) to ``folder``.
 
     ``obj`` is a :class:`~vocoder.inference.Vocoder` or a BigVGAN generator (then ``mel_config`` is needed).
     The result loads with the official ``BigVGAN.from_pretrained(folder)``.
     """
-    generator, mel = _unwrap(obj)
-    mel = mel_config or mel
-    if _generator_name(generator) != "bigvgan":
-        raise ValueError(f"export_bigvgan needs a BigVGAN generator, got {_generator_name(generator)}")
-    if mel is None:
-        raise ValueError("export_bigvgan needs the MelConfig (pass mel_config= or a Vocoder)")
+    generator, mel = _export_source(obj, mel_config, "bigvgan", "BigVGAN", "export_bigvgan")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     h = _official_json(generator, mel, {"use_cuda_kernel": False})
@@ -543,12 +552,7 @@ def export_hifigan(obj, folder: PathLike, mel_config: Optional[MelConfig] = None
     The weights are written with ``weight_g``/``weight_v`` (HiFi-GAN's ``Generator`` is built with weight norm and
     its ``load_state_dict`` expects those keys); returns the generator file's path.
     """
-    generator, mel = _unwrap(obj)
-    mel = mel_config or mel
-    if _generator_name(generator) != "hifigan":
-        raise ValueError(f"export_hifigan needs a HiFi-GAN generator, got {_generator_name(generator)}")
-    if mel is None:
-        raise ValueError("export_hifigan needs the MelConfig (pass mel_config= or a Vocoder)")
+    generator, mel = _export_source(obj, mel_config, "hifigan", "HiFi-GAN", "export_hifigan")
     folded = _folded_state(generator)
     state = {}
     for k, v in folded.items():

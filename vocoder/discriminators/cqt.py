@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._layers import check_wav, get_2d_padding, weight_norm
+from ._layers import MultiDiscriminator, encodec_convs, get_2d_padding, run_convs
 
 __all__ = ["CQTDiscriminator", "MultiScaleSubbandCQTDiscriminator"]
 
@@ -59,17 +59,8 @@ class CQTDiscriminator(nn.Module):
         self.conv_pres = nn.ModuleList(
             nn.Conv2d(2, 2, kernel_size, padding=get_2d_padding(kernel_size)) for _ in range(self.n_octaves)
         )
-        self.convs = nn.ModuleList([nn.Conv2d(2, filters, kernel_size, padding=get_2d_padding(kernel_size))])
-        in_chs = min(filters_scale * filters, max_filters)
-        for i, d in enumerate(dilations):
-            out_chs = min(filters_scale ** (i + 1) * filters, max_filters)
-            self.convs.append(weight_norm(nn.Conv2d(in_chs, out_chs, kernel_size, stride=stride, dilation=(d, 1),
-                                                    padding=get_2d_padding(kernel_size, (d, 1)))))
-            in_chs = out_chs
-        out_chs = min(filters_scale ** (len(dilations) + 1) * filters, max_filters)
-        k = (kernel_size[0], kernel_size[0])
-        self.convs.append(weight_norm(nn.Conv2d(in_chs, out_chs, k, padding=get_2d_padding(k))))
-        self.conv_post = weight_norm(nn.Conv2d(out_chs, 1, k, padding=get_2d_padding(k)))
+        self.convs, self.conv_post = encodec_convs(filters, max_filters, filters_scale, kernel_size, stride,
+                                                   dilations)
         self.resample = Resample(orig_freq=self.sample_rate, new_freq=self.sample_rate * 2)
 
     def _sub_band_convs(self, z: torch.Tensor) -> torch.Tensor:
@@ -92,16 +83,10 @@ class CQTDiscriminator(nn.Module):
             wav = 0.8 * wav / (wav.abs().amax(dim=-1, keepdim=True) + 1e-9)
         z = self.cqt_transform(self.resample(wav))  # [B, bins, frames, 2]
         z = z.permute(0, 3, 2, 1)  # [B, 2 (real, imag), frames, bins]
-        x = self._sub_band_convs(z)
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), self.lrelu_slope)
-            fmap.append(x)
-        x = self.conv_post(x)
-        return torch.flatten(x, 1, -1), fmap
+        return run_convs(self._sub_band_convs(z), self.convs, self.conv_post, self.lrelu_slope, post_in_fmap=False)
 
 
-class MultiScaleSubbandCQTDiscriminator(nn.Module):
+class MultiScaleSubbandCQTDiscriminator(MultiDiscriminator):
     """``forward(wav [B, 1, T]) -> (logits: 3 x [B, N_i], feature_maps: 3 lists of 5)``.
 
     Args:
@@ -109,6 +94,8 @@ class MultiScaleSubbandCQTDiscriminator(nn.Module):
         hop_lengths, n_octaves, bins_per_octaves: one entry per scale (512/256/256, 9, 24/36/48).
         **kwargs: passed to :class:`CQTDiscriminator` (filters, max_filters, dilations, ...).
     """
+
+    min_length = 2
 
     def __init__(self, sample_rate: int = 22050, hop_lengths: Sequence[int] = (512, 256, 256),
                  n_octaves: Sequence[int] = (9, 9, 9), bins_per_octaves: Sequence[int] = (24, 36, 48), **kwargs):
@@ -121,12 +108,3 @@ class MultiScaleSubbandCQTDiscriminator(nn.Module):
             CQTDiscriminator(sample_rate, h, o, b, **kwargs)
             for h, o, b in zip(hop_lengths, n_octaves, bins_per_octaves)
         )
-
-    def forward(self, wav: torch.Tensor) -> Tuple[List[torch.Tensor], List[List[torch.Tensor]]]:
-        check_wav(wav, "MultiScaleSubbandCQTDiscriminator", min_length=2)
-        logits, fmaps = [], []
-        for d in self.discriminators:
-            y, f = d(wav)
-            logits.append(y)
-            fmaps.append(f)
-        return logits, fmaps

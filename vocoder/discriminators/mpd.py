@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._layers import check_wav, get_padding, norm_layer
+from ._layers import MultiDiscriminator, get_padding, norm_layer, run_convs
 
 __all__ = ["PeriodDiscriminator", "MultiPeriodDiscriminator"]
 
@@ -55,16 +55,10 @@ class PeriodDiscriminator(nn.Module):
             wav = F.pad(wav, (0, n_pad), mode="reflect")
             t += n_pad
         x = wav.view(b, c, t // self.period, self.period)
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), self.lrelu_slope)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return run_convs(x, self.convs, self.conv_post, self.lrelu_slope)
 
 
-class MultiPeriodDiscriminator(nn.Module):
+class MultiPeriodDiscriminator(MultiDiscriminator):
     """HiFi-GAN's MPD: one :class:`PeriodDiscriminator` per period (2, 3, 5, 7, 11 by default).
 
     ``forward(wav [B, 1, T]) -> (logits: list of [B, N_i], feature_maps: list of lists)``.
@@ -80,13 +74,5 @@ class MultiPeriodDiscriminator(nn.Module):
             PeriodDiscriminator(p, kernel_size, stride, channel_mult, use_spectral_norm, lrelu_slope)
             for p in self.periods
         )
-
-    def forward(self, wav: torch.Tensor) -> Tuple[List[torch.Tensor], List[List[torch.Tensor]]]:
         # reflect padding needs T > period - 1
-        check_wav(wav, "MultiPeriodDiscriminator", min_length=max(self.periods))
-        logits, fmaps = [], []
-        for d in self.discriminators:
-            y, f = d(wav)
-            logits.append(y)
-            fmaps.append(f)
-        return logits, fmaps
+        self.min_length = max(self.periods)

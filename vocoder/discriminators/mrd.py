@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._layers import check_wav, norm_layer
+from ._layers import MultiDiscriminator, norm_layer, run_convs
 
 __all__ = ["ResolutionDiscriminator", "MultiResolutionDiscriminator", "DEFAULT_RESOLUTIONS"]
 
@@ -63,17 +63,10 @@ class ResolutionDiscriminator(nn.Module):
         return spec.abs()
 
     def forward(self, wav: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        x = self.spectrogram(wav).unsqueeze(1)
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), self.lrelu_slope)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return run_convs(self.spectrogram(wav).unsqueeze(1), self.convs, self.conv_post, self.lrelu_slope)
 
 
-class MultiResolutionDiscriminator(nn.Module):
+class MultiResolutionDiscriminator(MultiDiscriminator):
     """``forward(wav [B, 1, T]) -> (logits: one [B, N_i] per resolution, feature_maps: lists of 6)``.
 
     Args:
@@ -91,13 +84,4 @@ class MultiResolutionDiscriminator(nn.Module):
             ResolutionDiscriminator(r, channel_mult, use_spectral_norm, lrelu_slope) for r in self.resolutions
         )
         # reflect padding needs T > pad
-        self._min_length = max((n - h) // 2 for n, h, _ in self.resolutions) + 1
-
-    def forward(self, wav: torch.Tensor) -> Tuple[List[torch.Tensor], List[List[torch.Tensor]]]:
-        check_wav(wav, "MultiResolutionDiscriminator", min_length=self._min_length)
-        logits, fmaps = [], []
-        for d in self.discriminators:
-            y, f = d(wav)
-            logits.append(y)
-            fmaps.append(f)
-        return logits, fmaps
+        self.min_length = max((n - h) // 2 for n, h, _ in self.resolutions) + 1

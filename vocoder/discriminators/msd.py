@@ -7,13 +7,12 @@ HiFi-GAN paper. State-dict keys (``discriminators.{i}.convs.{j}``, ``discriminat
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Iterator, List, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ._layers import check_wav, norm_layer
+from ._layers import MultiDiscriminator, norm_layer, run_convs
 
 __all__ = ["ScaleDiscriminator", "MultiScaleDiscriminator"]
 
@@ -54,17 +53,10 @@ class ScaleDiscriminator(nn.Module):
         self.conv_post = norm_f(nn.Conv1d(int(1024 * channel_mult), 1, 3, 1, padding=1))
 
     def forward(self, wav: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        x = wav
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), self.lrelu_slope)
-            fmap.append(x)
-        x = self.conv_post(x)
-        fmap.append(x)
-        return torch.flatten(x, 1, -1), fmap
+        return run_convs(wav, self.convs, self.conv_post, self.lrelu_slope)
 
 
-class MultiScaleDiscriminator(nn.Module):
+class MultiScaleDiscriminator(MultiDiscriminator):
     """HiFi-GAN's MSD: ``forward(wav [B, 1, T]) -> (logits: 3 x [B, N_i], feature_maps: 3 lists of 8)``.
 
     Args:
@@ -85,14 +77,9 @@ class MultiScaleDiscriminator(nn.Module):
         )
         self.meanpools = nn.ModuleList(nn.AvgPool1d(4, 2, padding=2) for _ in range(scales - 1))
 
-    def forward(self, wav: torch.Tensor) -> Tuple[List[torch.Tensor], List[List[torch.Tensor]]]:
-        check_wav(wav, "MultiScaleDiscriminator")
-        logits, fmaps = [], []
-        x = wav
-        for i, d in enumerate(self.discriminators):
-            if i:
-                x = self.meanpools[i - 1](x)
-            y, f = d(x)
-            logits.append(y)
-            fmaps.append(f)
-        return logits, fmaps
+    def inputs(self, wav: torch.Tensor) -> Iterator[torch.Tensor]:
+        """``wav``, then ``wav`` average-pooled once, twice, ..."""
+        yield wav
+        for pool in self.meanpools:
+            wav = pool(wav)
+            yield wav

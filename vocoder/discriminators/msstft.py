@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import List, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ._layers import check_wav, get_2d_padding, weight_norm
+from ._layers import MultiDiscriminator, encodec_convs, run_convs
 
 __all__ = ["STFTDiscriminator", "MultiScaleSTFTDiscriminator"]
 
@@ -40,18 +39,8 @@ class STFTDiscriminator(nn.Module):
         self.normalized = normalized
         self.lrelu_slope = lrelu_slope
         self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)
-        kernel_size = tuple(kernel_size)
-        self.convs = nn.ModuleList([nn.Conv2d(2, filters, kernel_size, padding=get_2d_padding(kernel_size))])
-        in_chs = min(filters_scale * filters, max_filters)
-        for i, d in enumerate(dilations):
-            out_chs = min(filters_scale ** (i + 1) * filters, max_filters)
-            self.convs.append(weight_norm(nn.Conv2d(in_chs, out_chs, kernel_size, stride=tuple(stride),
-                                                    dilation=(d, 1), padding=get_2d_padding(kernel_size, (d, 1)))))
-            in_chs = out_chs
-        out_chs = min(filters_scale ** (len(dilations) + 1) * filters, max_filters)
-        k = (kernel_size[0], kernel_size[0])
-        self.convs.append(weight_norm(nn.Conv2d(in_chs, out_chs, k, padding=get_2d_padding(k))))
-        self.conv_post = weight_norm(nn.Conv2d(out_chs, 1, k, padding=get_2d_padding(k)))
+        self.convs, self.conv_post = encodec_convs(filters, max_filters, filters_scale, tuple(kernel_size),
+                                                   tuple(stride), dilations)
 
     def spectrogram(self, wav: torch.Tensor) -> torch.Tensor:
         """``[B, 1, T] -> [B, 2, frames, n_fft // 2 + 1]`` (real, imaginary)."""
@@ -62,16 +51,10 @@ class STFTDiscriminator(nn.Module):
         return torch.view_as_real(spec).permute(0, 3, 2, 1)
 
     def forward(self, wav: torch.Tensor) -> Tuple[torch.Tensor, List[torch.Tensor]]:
-        x = self.spectrogram(wav)
-        fmap = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), self.lrelu_slope)
-            fmap.append(x)
-        x = self.conv_post(x)
-        return torch.flatten(x, 1, -1), fmap
+        return run_convs(self.spectrogram(wav), self.convs, self.conv_post, self.lrelu_slope, post_in_fmap=False)
 
 
-class MultiScaleSTFTDiscriminator(nn.Module):
+class MultiScaleSTFTDiscriminator(MultiDiscriminator):
     """EnCodec's MS-STFTD: ``forward(wav [B, 1, T]) -> (logits: 3 x [B, N_i], feature_maps: 3 lists of 5)``.
 
     Args:
@@ -90,13 +73,4 @@ class MultiScaleSTFTDiscriminator(nn.Module):
         self.discriminators = nn.ModuleList(
             STFTDiscriminator(filters, n, h, w, **kwargs) for n, h, w in zip(n_ffts, hop_lengths, win_lengths)
         )
-        self._min_length = max(n_ffts)
-
-    def forward(self, wav: torch.Tensor) -> Tuple[List[torch.Tensor], List[List[torch.Tensor]]]:
-        check_wav(wav, "MultiScaleSTFTDiscriminator", min_length=self._min_length)
-        logits, fmaps = [], []
-        for d in self.discriminators:
-            y, f = d(wav)
-            logits.append(y)
-            fmaps.append(f)
-        return logits, fmaps
+        self.min_length = max(n_ffts)

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Optional, Union
 
 import numpy as np
-import torch
 
 from ..audio.mel import MelConfig
+from ..inference import Vocoder, _as_tensor
 from .conventions import MelConvention, get_convention, to_vocoder_mel
 
 __all__ = ["VocoderPlugin"]
@@ -32,8 +32,6 @@ class VocoderPlugin:
 
     def __init__(self, vocoder=None, convention: Union[str, MelConvention] = "hifigan",
                  source_mel: Optional[MelConfig] = None, device="cpu"):
-        from ..inference import Vocoder
-
         if not isinstance(vocoder, Vocoder):
             vocoder = Vocoder.from_pretrained(vocoder, device=device)
         self.vocoder = vocoder
@@ -56,9 +54,7 @@ class VocoderPlugin:
         """``[n_mels, T]`` (``[T, n_mels]`` for time-first conventions) -> ``[T * hop]``; batched -> ``[B, T * hop]``."""
         conv = self.convention if convention is None else get_convention(convention)
         is_numpy = isinstance(mel, np.ndarray)
-        x = torch.from_numpy(np.ascontiguousarray(mel)) if is_numpy else mel
-        if not torch.is_tensor(x):
-            raise ValueError(f"expected a mel as a torch.Tensor or numpy array, got {type(mel).__name__}")
+        x = _as_tensor(mel, "a mel")  # same conversion and error as Vocoder's own input check
         device = x.device
         if not x.is_floating_point():
             raise ValueError(f"expected a float mel, got dtype {x.dtype}")

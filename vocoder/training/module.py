@@ -28,7 +28,7 @@ import pytorch_lightning as pl
 import torch
 
 from ..audio.mel import MelConfig, mel_spectrogram
-from .recipes import discriminator_from_recipe, generator_from_recipe, mel_config_from_recipe
+from .recipes import discriminator_from_recipe, generator_from_recipe, mel_config_from_recipe, plain_data
 
 __all__ = ["GANVocoder"]
 
@@ -85,7 +85,7 @@ class GANVocoder(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
         checkpoint["gan_step"] = int(self.gan_step)
-        checkpoint["vocoder"] = {"generator": {"name": self.generator_name, "config": _plain(self.generator_config)},
+        checkpoint["vocoder"] = {"generator": {"name": self.generator_name, "config": plain_data(self.generator_config)},
                                  "mel": self.mel_config.to_dict(), "recipe_name": self.recipe.get("name")}
 
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
@@ -250,11 +250,3 @@ def _spectrogram_image(real: np.ndarray, fake: np.ndarray) -> np.ndarray:
     fig.tight_layout()
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
-
-
-def _plain(x: Any) -> Any:
-    if isinstance(x, Mapping):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return x

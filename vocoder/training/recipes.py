@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 import yaml
 
 __all__ = ["DEFAULTS", "load_recipe", "resolve_recipe", "apply_override", "save_recipe", "mel_config_from_recipe",
-           "generator_from_recipe", "discriminator_from_recipe", "lightning_max_steps"]
+           "generator_from_recipe", "discriminator_from_recipe", "lightning_max_steps", "plain_data"]
 
 # Every setting with its default. Comments say what the number means; the recipes cite their sources.
 DEFAULTS: Dict[str, Any] = {
@@ -223,15 +223,17 @@ def save_recipe(recipe: Mapping[str, Any], path: "os.PathLike | str") -> None:
     """Write the resolved recipe as YAML (atomically: a reader never sees half a file)."""
     from ..utils import atomic_write_bytes
 
-    text = yaml.safe_dump(_plain(recipe), sort_keys=False, default_flow_style=None)
+    text = yaml.safe_dump(plain_data(recipe), sort_keys=False, default_flow_style=None)
     atomic_write_bytes(text.encode("utf-8"), path)
 
 
-def _plain(x: Any) -> Any:
+def plain_data(x: Any) -> Any:
+    """Mappings -> dicts with str keys, tuples -> lists, recursively: what YAML and ``torch.load(weights_only=True)``
+    both read back as written."""
     if isinstance(x, Mapping):
-        return {str(k): _plain(v) for k, v in x.items()}
+        return {str(k): plain_data(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
+        return [plain_data(v) for v in x]
     return x
 
 

@@ -257,3 +257,140 @@ def test_validation_logs_metrics_audio_and_spectrograms(audio_dir, tmp_path):
     assert {"val/0/generated", "val/0/real"} <= set(tags["audio"]) and "val/0/mel" in tags["images"]
     mel_l1 = ea.Scalars("val/mel_l1")[-1].value
     assert 0 < mel_l1 < 20  # an untrained generator's log-mel distance: positive and finite
+
+
+# ------------------------------------------------------------------------------------------------ fine-tuning
+
+
+def _spread(generator, seed=0):
+    """Random weights of a useful size (the default init is near silent, which would make any comparison easy)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in generator.named_parameters():
+            if name.endswith("weight_g"):
+                p.copy_(torch.rand(p.shape, generator=g) * 0.4 + 0.2)
+            elif name.endswith(("alpha", "beta")):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    return generator
+
+
+def _our_checkpoint(path, recipe, fold=True):
+    from vocoder.checkpoints import fold_weight_norm, save_checkpoint
+    from vocoder.training.recipes import generator_from_recipe, mel_config_from_recipe
+
+    gen, _, _ = generator_from_recipe(recipe)
+    _spread(gen)
+    if fold:
+        fold_weight_norm(gen)
+    save_checkpoint(path, gen.eval(), mel_config_from_recipe(recipe))
+    return path
+
+
+@pytest.mark.parametrize("fold", [True, False])
+def test_init_from_our_checkpoint_reproduces_its_forward(tmp_path, fold):
+    """generator.init: the training generator keeps weight norm and computes what the checkpoint computes."""
+    from vocoder import Vocoder
+    from vocoder.training.runner import build_module
+
+    ckpt = _our_checkpoint(tmp_path / "g.pt", tiny(), fold=fold)
+    module, resolved = build_module(tiny(f"generator.init={ckpt}"))
+    assert any(k.endswith("weight_g") for k in module.generator.state_dict())  # still trainable in g/v form
+    ref = Vocoder.from_pretrained(str(ckpt)).generator
+    mel = torch.randn(1, 80, 10, generator=torch.Generator().manual_seed(1)) - 3
+    fresh, _ = build_module(tiny())
+    with torch.no_grad():
+        want, got, other = ref(mel), module.generator(mel), fresh.generator(mel)
+    diff = (got - want).abs().max().item()
+    print(f"\n[init from our .pt, folded={fold}] max abs diff: {diff:.2e} (peak {want.abs().max():.3f})")
+    assert want.abs().max() > 0.05 and (other - want).abs().max() > 0.05  # the init changed something audible
+    assert diff < 1e-6
+    assert resolved["generator"]["init"] == str(ckpt)
+
+
+def _official_bigvgan_folder(folder):
+    """A tiny official BigVGAN-v2 (made by the `bigvgan` package) at 24 kHz / 100 mels, folded like the published
+    files, as config.json + bigvgan_generator.pt. Returns (folder, official model)."""
+    import json
+
+    bigvgan = pytest.importorskip("bigvgan")
+    from bigvgan.env import AttrDict
+
+    h = dict(resblock="1", num_mels=100, upsample_rates=[4, 4, 4, 4], upsample_kernel_sizes=[8, 8, 8, 8],
+             upsample_initial_channel=32, resblock_kernel_sizes=[3], resblock_dilation_sizes=[[1, 3, 5]],
+             activation="snakebeta", snake_logscale=True, use_tanh_at_final=False, use_bias_at_final=False,
+             sampling_rate=24000, n_fft=1024, hop_size=256, win_size=1024, fmin=0, fmax=None)
+    official = _spread(bigvgan.BigVGAN(AttrDict(dict(h)), use_cuda_kernel=False).eval())
+    official.remove_weight_norm()
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(h))
+    torch.save({"generator": official.state_dict()}, folder / "bigvgan_generator.pt")
+    return folder, official
+
+
+@pytest.mark.filterwarnings("ignore:.*weight_norm.*deprecated:FutureWarning")
+def test_init_from_official_bigvgan_folder_trains(audio_dir, tmp_path, caplog):
+    """The README's command: the BigVGAN-v2 recipe with --init-generator on an official folder takes the folder's
+    generator config and mel, starts from its weights and trains."""
+    import logging
+
+    import yaml
+
+    from vocoder.cli.main import main
+    from vocoder.training.runner import build_module
+
+    folder, official = _official_bigvgan_folder(tmp_path / "official")
+    recipe_path = RECIPES_DIR / "bigvgan_v2_24khz.yaml"
+    overrides = [o for o in tiny_overrides(recipe_path) if not o.startswith("generator.")]
+
+    module, _ = build_module(load_recipe(recipe_path, overrides + [f"generator.init={folder}"]))
+    mel = torch.randn(1, 100, 8, generator=torch.Generator().manual_seed(2)) - 3
+    with torch.no_grad():
+        want, got = official(mel), module.generator(mel)
+    assert want.abs().max() > 0.05
+    assert (got - want).abs().max().item() < 1e-4  # anti-aliased activations: same tolerance as test_checkpoints
+
+    caplog.set_level(logging.INFO, logger="vocoder")
+    run_dir = tmp_path / "run"
+    code = main(["train", "--config", str(recipe_path), "--data", str(audio_dir), "--out", str(run_dir),
+                 "--init-generator", str(folder), *overrides, "trainer.max_steps=1"])
+    assert code == 0
+    lines = [r.getMessage() for r in caplog.records if "generator initialised from" in r.getMessage()]
+    assert len(lines) == 1 and "bigvgan format" in lines[0] and "folded -> g/v" in lines[0], lines
+    saved = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+    assert saved["generator"]["init"] == str(folder)
+    assert saved["generator"]["config"]["upsample_initial_channel"] == 32 and saved["mel"]["n_mels"] == 100
+    ck = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ck["gan_step"] == 1
+
+
+def test_init_mismatches_are_errors(tmp_path):
+    from vocoder.training.recipes import resolve_generator_init
+    from vocoder.training.runner import build_module
+
+    ckpt = _our_checkpoint(tmp_path / "g.pt", tiny())
+    with pytest.raises(ValueError, match="init checkpoint has 80 mels, recipe says 100"):
+        build_module(tiny(f"generator.init={ckpt}", "mel.n_mels=100"))
+    with pytest.raises(ValueError, match=r"mel\.sample_rate: init checkpoint has 22050, recipe says 16000"):
+        build_module(tiny(f"generator.init={ckpt}", "mel.sample_rate=16000", "mel.fmax=null"))
+    with pytest.raises(ValueError, match="upsample_initial_channel: init checkpoint has 32, recipe says 48"):
+        build_module(tiny(f"generator.init={ckpt}", "generator.config.upsample_initial_channel=48"))
+    big = RECIPES_DIR / "bigvgan_v2_24khz.yaml"
+    with pytest.raises(ValueError, match="holds a 'hifigan' generator, recipe says 'bigvgan'"):
+        resolve_generator_init(load_recipe(big, [f"generator.init={ckpt}"]))
+    with pytest.raises(ValueError, match="generator.init: model path not found"):
+        resolve_generator_init(tiny(f"generator.init={tmp_path / 'missing.pt'}"))
+    # resuming (load=False) with an explicit config and mel does not need the init file
+    r, init = resolve_generator_init(tiny(f"generator.init={tmp_path / 'missing.pt'}"), load=False)
+    assert init is None and r["generator"]["init"] == str(tmp_path / "missing.pt")
+
+
+def test_resume_wins_over_init(audio_dir, tmp_path):
+    """A resumed run takes its weights from last.ckpt: the init file is not read again (here it is gone)."""
+    ckpt = _our_checkpoint(tmp_path / "g.pt", tiny())
+    run_dir = tmp_path / "run"
+    run_train(tiny(f"generator.init={ckpt}", "trainer.max_steps=1"), audio_dir, run_dir)
+    ckpt.unlink()
+    res = run_train(load_recipe(run_dir / "recipe.yaml", ["trainer.max_steps=2"]), audio_dir, run_dir, resume="auto")
+    assert res.gan_step == 2

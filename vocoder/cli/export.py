@@ -2,7 +2,9 @@
 
     vocoder export RUN_DIR/checkpoints/last.ckpt model.pt [--keep-weight-norm]
 
-The result loads with ``Vocoder.from_pretrained("model.pt")``; weight norm is folded into plain weights.
+The result loads with ``Vocoder.from_pretrained("model.pt")``; weight norm is folded into plain weights unless
+``--keep-weight-norm`` is given: then the generator keeps ``weight_g``/``weight_v`` (bit-exact training weights),
+a warm start for ``vocoder train --init-generator model.pt`` (folded files load exactly too).
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", help="Lightning checkpoint written by `vocoder train` (.ckpt)")
     p.add_argument("output", help="inference checkpoint to write (.pt)")
-    p.add_argument("--keep-weight-norm", action="store_true", help="keep weight norm (for fine-tuning)")
+    p.add_argument("--keep-weight-norm", action="store_true", help="write weight_g/weight_v as trained instead of folded weights (a warm start for "
+                        "--init-generator)")
     return p
 
 

@@ -2,12 +2,21 @@
 
     vocoder train --config recipes/hifigan_v1.yaml --data DIR_OR_LIST [--val DIR_OR_LIST] [--out RUN_DIR]
                   [--max-steps N] [--devices N] [--accelerator cpu|gpu|auto] [--resume CKPT|auto]
-                  [section.key=value ...]
+                  [--init-generator PATH] [section.key=value ...]
 
 Overrides are dotted recipe keys with YAML values: ``optim.lr=1e-4``, ``data.batch_size=4``,
 ``generator.config.upsample_initial_channel=128``, ``discriminators.0.args.channel_mult=0.5``.
 Checkpoints go to RUN_DIR/checkpoints (atomic writes; ``last.ckpt`` always the latest); SIGTERM saves
 ``last.ckpt`` and exits 0; ``--resume auto`` continues from it with the same step, optimiser and data position.
+
+Fine-tuning: ``--init-generator PATH`` (recipe key ``generator.init``) starts the generator from an existing
+checkpoint: our ``.pt`` (weight norm folded or not), an official BigVGAN folder (``config.json`` +
+``bigvgan_generator.pt``) or a HiFi-GAN ``g_*`` file with its ``config.json``. A recipe without
+``generator.config`` / ``mel`` takes them from the checkpoint; given ones must match it. Discriminators and
+optimisers start fresh; ``--resume`` wins over ``--init-generator``. Example::
+
+    vocoder train --config recipes/bigvgan_v2_24khz.yaml --init-generator bigvgan_v2_24khz_100band_256x/ \
+                  --data mydata/ optim.lr=2e-5
 """
 from __future__ import annotations
 
@@ -31,6 +40,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--accelerator", choices=("cpu", "gpu", "auto"), default=None, help="default: the recipe's")
     p.add_argument("--resume", default=None, metavar="CKPT|auto",
                    help="Lightning checkpoint to continue from, or 'auto' for RUN_DIR/checkpoints/last.ckpt")
+    p.add_argument("--init-generator", default=None, metavar="PATH",
+                   help="fine-tune: start the generator from this checkpoint (our .pt, an official BigVGAN folder, a "
+                        "HiFi-GAN g_* file + config.json); sets generator.init")
     p.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=None,
                    help="show Lightning's progress bar (default: when stderr is a terminal)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. optim.lr=1e-4")
@@ -56,6 +68,8 @@ def run(args) -> int:
                              "holds recipe.yaml)")
         config = str(Path(args.out) / "recipe.yaml")
     recipe = load_recipe(config, overrides)
+    if args.init_generator is not None:  # set directly: a path is not a YAML value (``--init-generator 2024``)
+        recipe["generator"]["init"] = args.init_generator
     out = args.out or str(Path("runs") / (recipe.get("name") or Path(config).stem))
     result = train(recipe, args.data, args.val, run_dir=out, resume=args.resume, progress_bar=args.progress_bar)
     if result.terminated:

@@ -8,6 +8,10 @@ A recipe is a plain dict (so it can be saved next to each checkpoint and stored 
 Sections with a fixed schema (``losses``, ``optim``, ``data``, ``trainer``) reject unknown keys, so a typo in
 an override is an error, not a silently ignored setting. Free-form mappings (``generator.config``,
 ``discriminators[i].args``, ``losses.*_args``) accept any key; the component that uses them validates.
+
+``generator.init: PATH`` fine-tunes an existing generator: :func:`resolve_generator_init` reads PATH (our ``.pt``,
+an official BigVGAN folder, a HiFi-GAN ``g_*`` file + ``config.json``), checks the recipe against it and fills in
+the generator config and mel settings the recipe leaves empty.
 """
 from __future__ import annotations
 
@@ -19,14 +23,16 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 import yaml
 
-__all__ = ["DEFAULTS", "load_recipe", "resolve_recipe", "apply_override", "save_recipe", "mel_config_from_recipe",
+__all__ = ["DEFAULTS", "GeneratorInit", "resolve_generator_init", "load_recipe", "resolve_recipe", "apply_override", "save_recipe", "mel_config_from_recipe",
            "generator_from_recipe", "discriminator_from_recipe", "lightning_max_steps", "plain_data"]
 
 # Every setting with its default. Comments say what the number means; the recipes cite their sources.
 DEFAULTS: Dict[str, Any] = {
     "name": None,  # recipe name (defaults to the file stem)
     "mel": {},  # MelConfig fields (or official config.json keys); empty = the generator preset's mel
-    "generator": {"name": None, "preset": None, "config": {}},
+    # init: a checkpoint to start the generator from (fine-tuning): anything vocoder.checkpoints.load_checkpoint
+    # reads. Empty `config` / `mel` are then taken from it; explicit ones must match it.
+    "generator": {"name": None, "preset": None, "config": {}, "init": None},
     "discriminators": [],  # list of {name, args}
     "losses": {
         "kind": "lsgan",  # adversarial objective: lsgan | hinge
@@ -69,8 +75,8 @@ DEFAULTS: Dict[str, Any] = {
         "checkpoint_every_n_steps": 5000,
         "keep_last_checkpoints": 5,  # step_*.ckpt files kept (last.ckpt is always kept)
         "export_every_n_steps": 0,  # also write an inference checkpoint (.pt) every N steps (0 = only at the end)
-        "val_log_samples": 3,
-        "num_sanity_val_steps": 1,  # validation batches run before training (catches a broken val set early)  # clips whose audio and spectrograms go to TensorBoard
+        "val_log_samples": 3,  # clips whose audio and spectrograms go to TensorBoard
+        "num_sanity_val_steps": 1,  # validation batches run before training (catches a broken val set early)
         "accelerator": "auto",
         "devices": 1,
         "strategy": "auto",  # auto (DDP when devices > 1) | ddp | any Lightning strategy name
@@ -128,6 +134,8 @@ def _validate(r: Mapping[str, Any]) -> None:
         raise ValueError("recipe.generator needs a `name` (generator type) or a `preset`, got neither")
     if not isinstance(g.get("config") or {}, Mapping):
         raise ValueError(f"recipe.generator.config must be a mapping, got {g.get('config')!r}")
+    if g.get("init") is not None and not isinstance(g["init"], (str, os.PathLike)):
+        raise ValueError(f"recipe.generator.init must be a checkpoint path, got {g['init']!r}")
     if not isinstance(r["discriminators"], list) or not r["discriminators"]:
         raise ValueError(f"recipe.discriminators must be a non-empty list of {{name, args}}, got {r['discriminators']!r}")
     for i, d in enumerate(r["discriminators"]):
@@ -297,3 +305,118 @@ def lightning_max_steps(gan_steps: int, discriminator_start_step: int) -> int:
     """
     gan_steps = int(gan_steps)
     return gan_steps + max(0, gan_steps - max(0, int(discriminator_start_step)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fine-tuning: generator.init
+
+
+@dataclasses.dataclass
+class GeneratorInit:
+    """Generator weights read from ``generator.init``, ready for :func:`vocoder.checkpoints.load_generator_state`."""
+
+    path: str
+    name: str  # registry name of the generator in the file
+    config: Dict[str, Any]  # its config (plain dict)
+    mel: Any  # its MelConfig
+    state_dict: Dict[str, Any]  # as the file holds it (weight norm folded or g/v)
+    folded: bool  # True when the file held plain (folded) weights
+    source: str  # "vocoder" (our .pt), "bigvgan" or "hifigan" (official formats)
+
+
+def _mel_differences(ckpt_mel, recipe_mel) -> List[str]:
+    """Fields where two MelConfigs differ (``fmax=None`` counts as ``sample_rate / 2``), n_mels first."""
+    def norm(m):
+        d = m.to_dict()
+        d["fmax"] = float(m.fmax) if m.fmax is not None else m.sample_rate / 2
+        d["fmin"] = float(m.fmin)
+        return d
+
+    a, b = norm(ckpt_mel), norm(recipe_mel)
+    out = []
+    if a["n_mels"] != b["n_mels"]:
+        out.append(f"init checkpoint has {a['n_mels']} mels, recipe says {b['n_mels']}")
+    for k in a:
+        if k != "n_mels" and a[k] != b[k]:
+            out.append(f"mel.{k}: init checkpoint has {a[k]}, recipe says {b[k]}")
+    return out
+
+
+def _config_differences(ckpt_config: Mapping[str, Any], recipe_config: Mapping[str, Any]) -> List[str]:
+    a, b = plain_data(ckpt_config), plain_data(recipe_config)
+    out = []
+    if "n_mels" in a and a.get("n_mels") != b.get("n_mels"):
+        out.append(f"init checkpoint has {a['n_mels']} mels, recipe says {b.get('n_mels')}")
+    for k in sorted(set(a) | set(b)):
+        if k != "n_mels" and a.get(k) != b.get(k):
+            out.append(f"generator.config.{k}: init checkpoint has {a.get(k)!r}, recipe says {b.get(k)!r}")
+    return out
+
+
+def resolve_generator_init(recipe: Mapping[str, Any], load: bool = True):
+    """Check ``recipe`` against its ``generator.init`` checkpoint and complete it from there.
+
+    Returns ``(recipe, init)``: a copy of the recipe whose ``generator.name`` / ``generator.config`` and ``mel``
+    are the checkpoint's (they were empty) or equal to them (they were given), and a :class:`GeneratorInit`
+    (``None`` when the recipe has no ``generator.init``). With ``load=False`` the file is read only when the
+    recipe leaves the generator config or the mel settings to it, and ``init`` is ``None`` (a resumed run takes
+    its weights from the training checkpoint).
+
+    Raises ``ValueError`` naming every mismatch: generator type, config fields, mel fields
+    ("init checkpoint has 100 mels, recipe says 80").
+    """
+    from ..audio.mel import MelConfig
+    from ..checkpoints import load_checkpoint
+    from ..generators.registry import config_from_dict
+
+    recipe = copy.deepcopy(dict(recipe))
+    g = recipe["generator"]
+    path = g.get("init")
+    if not path:
+        return recipe, None
+    path = str(path)
+    explicit_config, explicit_mel = bool(g.get("config")), bool(recipe.get("mel"))
+    if not load and explicit_config and explicit_mel:
+        return recipe, None
+    try:
+        generator, mel, meta = load_checkpoint(path)
+    except ValueError as e:
+        hint = "" if load else (" (when resuming, --config RUN_DIR/recipe.yaml or no --config reads the generator "
+                                "config the run recorded, without the init file)")
+        raise ValueError(f"generator.init: {e}{hint}") from e
+    name = getattr(type(generator), "registry_name", None) or type(generator).__name__
+    config = plain_data(dataclasses.asdict(generator.config))
+
+    problems: List[str] = []
+    recipe_name = g.get("name")
+    if not recipe_name and g.get("preset"):
+        from ..generators.registry import get_preset
+
+        recipe_name = get_preset(g["preset"]).generator
+    if recipe_name != name:
+        problems.append(f"init checkpoint holds a {name!r} generator, recipe says {recipe_name!r}")
+    elif explicit_config:
+        want_name, want, _ = _generator_name_and_config(recipe)
+        try:
+            want = plain_data(dataclasses.asdict(config_from_dict(want_name, want)))
+        except TypeError as e:
+            raise ValueError(f"recipe.generator.config does not describe a {want_name} generator: {e}") from e
+        problems += _config_differences(config, want)
+    if explicit_mel:
+        for p in _mel_differences(mel, MelConfig.from_dict(recipe["mel"])):
+            if p not in problems:
+                problems.append(p)
+    if problems:
+        raise ValueError(f"generator.init {path} does not match the recipe: " + "; ".join(problems))
+
+    g["name"] = name
+    g["config"] = config
+    if not explicit_mel:
+        recipe["mel"] = mel.to_dict()
+    if not load:
+        return recipe, None
+    state = {k: v.detach() for k, v in generator.state_dict().items()}
+    folded = not any(k.endswith(("weight_g", "weight_v")) or ".parametrizations." in f".{k}" for k in state)
+    source = str(meta.get("source") or "vocoder") if meta.get("source") in ("bigvgan", "hifigan") else "vocoder"
+    return recipe, GeneratorInit(path=path, name=name, config=config, mel=mel, state_dict=state, folded=folded,
+                                 source=source)

@@ -5,6 +5,11 @@ Run folder layout::
     RUN_DIR/recipe.yaml                 the resolved recipe (after overrides)
     RUN_DIR/checkpoints/last.ckpt       latest Lightning checkpoint (atomic), step_XXXXXXXX.ckpt, last.pt (inference)
     RUN_DIR/logs/                       TensorBoard events
+
+Fine-tuning: a recipe with ``generator.init: PATH`` (``vocoder train --init-generator PATH``) starts the generator
+from PATH (see :func:`vocoder.training.recipes.resolve_generator_init`); the discriminators, optimisers, LR
+schedule and ``gan_step`` start fresh. ``--resume`` wins over ``generator.init``: a resumed run already has its
+weights, so the init file is then read only for settings the recipe leaves to it.
 """
 from __future__ import annotations
 
@@ -18,9 +23,9 @@ import pytorch_lightning as pl
 import torch
 
 from .callbacks import AtomicCheckpointIO, ProgressLog, VocoderCheckpoint, find_last_checkpoint
-from .recipes import lightning_max_steps, mel_config_from_recipe, save_recipe
+from .recipes import GeneratorInit, lightning_max_steps, mel_config_from_recipe, resolve_generator_init, save_recipe
 
-__all__ = ["TrainResult", "train", "build_trainer", "build_datamodule", "resolve_precision", "resolve_accelerator"]
+__all__ = ["TrainResult", "train", "build_module", "load_generator_init", "build_trainer", "build_datamodule", "resolve_precision", "resolve_accelerator"]
 
 log = logging.getLogger(__name__)
 
@@ -117,17 +122,46 @@ def build_trainer(recipe: Mapping[str, Any], run_dir: "os.PathLike | str", progr
     )
 
 
+def load_generator_init(module, init: GeneratorInit) -> None:
+    """Copy ``init``'s weights into ``module.generator`` (a :class:`GANVocoder`), which keeps its weight norm.
+
+    Folded weights become ``v = w``, ``g = ||w||`` (norm over every dim but the output one), so the generator's
+    forward equals the checkpoint's; ``g``/``v`` weights are copied as they are.
+    """
+    from ..checkpoints import load_generator_state
+
+    load_generator_state(module.generator, init.state_dict, source=f"generator.init {init.path}")
+    n = sum(v.numel() for v in init.state_dict.values())
+    log.info("generator initialised from %s (%s format, %s, %d mels, %d Hz, hop %d, %.2fM parameters, weight norm %s); "
+             "discriminators start fresh", init.path, init.source, init.name, init.mel.n_mels, init.mel.sample_rate,
+             init.mel.hop_length, n / 1e6, "folded -> g/v" if init.folded else "g/v as stored")
+
+
+def build_module(recipe: Mapping[str, Any], init: bool = True):
+    """``(module, recipe)``: a :class:`GANVocoder` for ``recipe`` and the recipe it was built from.
+
+    With ``generator.init`` set, the recipe is completed from (and checked against) that checkpoint, and with
+    ``init=True`` the generator starts from its weights.
+    """
+    from .module import GANVocoder
+
+    recipe, gen_init = resolve_generator_init(recipe, load=init)
+    module = GANVocoder(recipe)
+    if gen_init is not None:
+        load_generator_init(module, gen_init)
+    return module, recipe
+
+
 def train(recipe: Mapping[str, Any], data: Union[str, Sequence[str]], val: Union[str, Sequence[str], None] = None,
           run_dir: "os.PathLike | str" = "runs/vocoder", resume: Optional[str] = None,
           progress_bar: Optional[bool] = None, extra_callbacks: Sequence[pl.Callback] = ()) -> TrainResult:
     """Train (or resume) ``recipe`` on ``data`` into ``run_dir``.
 
     ``resume``: a Lightning checkpoint path, ``"auto"`` (``RUN_DIR/checkpoints/last.ckpt`` when it exists) or
-    ``None``. Resuming restores weights, optimiser and scheduler state, ``gan_step`` and the data position.
+    ``None``. Resuming restores weights, optimiser and scheduler state, ``gan_step`` and the data position, and
+    takes precedence over ``generator.init`` (whose weights are then not loaded).
     """
     from pytorch_lightning.utilities.exceptions import SIGTERMException
-
-    from .module import GANVocoder
 
     run_dir = Path(run_dir)
     ckpt_path: Optional[Path] = None
@@ -137,12 +171,20 @@ def train(recipe: Mapping[str, Any], data: Union[str, Sequence[str]], val: Union
         ckpt_path = Path(resume)
         if not ckpt_path.is_file():
             raise ValueError(f"--resume {resume!r}: no such checkpoint file")
+    if ckpt_path is not None and recipe["generator"].get("init"):
+        log.info("resuming from %s: generator.init %s is not loaded", ckpt_path, recipe["generator"]["init"])
+    # Fill the generator config / mel from generator.init first, so recipe.yaml records what was built.
+    recipe, gen_init = resolve_generator_init(recipe, load=ckpt_path is None)
     rank = int(os.environ.get("LOCAL_RANK", os.environ.get("RANK", "0")))
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_recipe(recipe, run_dir / "recipe.yaml")
     pl.seed_everything(int(recipe["trainer"]["seed"]), workers=True, verbose=False)
+    from .module import GANVocoder
+
     module = GANVocoder(recipe)
+    if gen_init is not None:
+        load_generator_init(module, gen_init)
     dm = build_datamodule(recipe, data, val)
     trainer = build_trainer(recipe, run_dir, progress_bar=progress_bar, extra_callbacks=extra_callbacks)
     if ckpt_path is not None:

@@ -419,3 +419,86 @@ def test_cli_stdin_partial_frame_is_an_error(tmp_path, monkeypatch, capsysbinary
     path, _ = _saved_model(tmp_path)
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"\0" * (4 * 80 * 3 + 6))))
     assert main(["stream", "--model", str(path)]) == 2
+
+
+# ------------------------------------------------------------------------------------------- fast paths
+@pytest.mark.parametrize("k,d,bias", [(3, 1, True), (7, 5, True), (11, 1, False), (1, 1, True)])
+def test_tap_conv_equals_conv1d(k, d, bias):
+    """The per-tap GEMM conv (used for one signal) equals F.conv1d on a strided buffer view."""
+    from vocoder.streaming.layers import tap_conv
+
+    torch.manual_seed(0)
+    w, b = torch.randn(6, 5, k), torch.randn(6)
+    n_out = 90
+    buf = torch.randn(1, 5, n_out + d * (k - 1) + 3)[:, :, 2:-1]  # a non-contiguous view, as the state is
+    ref = F.conv1d(buf, w, b if bias else None, dilation=d)
+    y = tap_conv(buf, w.permute(2, 0, 1).contiguous(), b.view(-1, 1) if bias else torch.zeros(0), bias, d, n_out)
+    assert y.shape == ref.shape and (y - ref).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("fft", ["1", "0"])
+def test_conv_layer_fft_and_tap_paths_match(fft, monkeypatch):
+    """A wide long-kernel layer streamed in long chunks (FFT path), one-signal chunks (tap GEMMs) and a
+    batch (F.conv1d) equals the padded conv; the fused leaky ReLU equals activating first."""
+    monkeypatch.setenv("VOCODER_FFT_CONV", fft)
+    torch.manual_seed(0)
+    conv = nn.Conv1d(128, 128, 11, dilation=1, padding=5)
+    layer = StreamConv1d.from_conv(conv, pre_slope=0.1)
+    assert layer.fft_ok and layer.pre_act
+    calls = {"fft": 0}
+    real = StreamConv1d._fft_conv
+
+    def counting(self, buf, n_out):
+        calls["fft"] += 1
+        return real(self, buf, n_out)
+
+    monkeypatch.setattr(StreamConv1d, "_fft_conv", counting)
+    for B in (1, 2):
+        x = torch.randn(B, 128, 700)
+        with torch.no_grad():
+            ref = conv(F.leaky_relu(x, 0.1))
+            for chunks in ([400, 1, 250], [90] * 7):
+                y = run_layer(layer, x, chunks)
+                assert y.shape == ref.shape
+                assert (y - ref).abs().max() < 1e-4
+    assert (calls["fft"] > 0) == (fft == "1")
+
+
+def test_fused_leaky_relu_same_as_unfused():
+    """fuse_activations folds each leaky ReLU into the next conv: same audio, fewer layers."""
+    from vocoder.streaming.engine import fuse_activations
+    from vocoder.streaming.layers import StreamPointwise
+
+    for key in ("hifigan_rb1", "melgan"):
+        g = make_generator(key)
+        fused, plain = build_streaming_generator(g), build_streaming_generator(g, fuse=False)
+        n_lrelu = lambda net: sum(isinstance(m, StreamPointwise) and m.kind == "leaky_relu" for m in net.modules())
+        assert n_lrelu(fused) < n_lrelu(plain)
+        assert fuse_activations(fused.body) == 0  # idempotent
+        mel = torch.randn(1, N_MELS, 17)
+        outs = []
+        for net in (fused, plain):
+            states, ys = net.initial_states(1, mel), []
+            with torch.no_grad():
+                for i in range(0, 17, 5):
+                    y, states = net(mel[..., i:i + 5], states)
+                    ys.append(y)
+                ys.append(net.flush(states)[0])
+            outs.append(torch.cat(ys, -1))
+        assert (outs[0] - outs[1]).abs().max() <= 1e-5
+        assert (outs[0] - offline(g, mel)).abs().max() <= TOL
+
+
+def test_caller_states_are_not_modified():
+    """A push returns new state tensors and never writes into the ones it was given (explicit state)."""
+    g = make_generator("hifigan_rb1")
+    net = build_streaming_generator(g).eval()
+    mel = torch.randn(1, N_MELS, 12)
+    with torch.no_grad():
+        s0 = net.initial_states(1, mel)
+        s1 = net(mel[..., :6], s0)[1]
+        snapshot = [s.clone() for s in s1]
+        y_a, _ = net(mel[..., 6:], s1)
+        y_b, _ = net(mel[..., 6:], s1)  # the same state again: the same audio
+    assert torch.equal(y_a, y_b)
+    assert all(torch.equal(a, b) for a, b in zip(snapshot, s1))

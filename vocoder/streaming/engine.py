@@ -29,7 +29,7 @@ import torch.nn as nn
 from .layers import (StateAllocator, StreamActivation1d, StreamConv1d, StreamConvTranspose1d, StreamIdentity,
                      StreamLayer, StreamPointwise, StreamSequential, StreamSum)
 
-__all__ = ["StreamingGenerator", "StreamingVocoder", "build_streaming_generator"]
+__all__ = ["StreamingGenerator", "StreamingVocoder", "build_streaming_generator", "fuse_activations"]
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,33 @@ def _melgan(gen: nn.Module) -> StreamSequential:
 _BUILDERS = {"HiFiGANGenerator": _hifigan, "BigVGANGenerator": _bigvgan, "MelGANGenerator": _melgan}
 
 
+def fuse_activations(layer: StreamLayer) -> int:
+    """Fold every ``leaky_relu`` directly followed by a conv / transposed conv into that conv (its
+    ``pre_slope``), in place, recursively; returns how many were fused.
+
+    Why: the conv copies its input into its context buffer anyway; activating while copying saves one
+    tensor and one pass per pair (HiFi-GAN and MelGAN have one such pair per conv). Call before the state
+    slots are allocated (the fused pointwise layers own none, so the layout would not change anyway).
+    """
+    n = 0
+    for m in list(layer.modules()):
+        if not isinstance(m, StreamSequential):
+            continue
+        out: List[StreamLayer] = []
+        for sub in m.layers:
+            prev = out[-1] if out else None
+            if (isinstance(sub, (StreamConv1d, StreamConvTranspose1d)) and not sub.pre_act
+                    and isinstance(prev, StreamPointwise) and prev.kind == "leaky_relu"):
+                sub.pre_act, sub.pre_slope = True, prev.slope
+                out[-1] = sub
+                n += 1
+            else:
+                out.append(sub)
+        if len(out) != len(m.layers):
+            m.layers = nn.ModuleList(out)
+    return n
+
+
 # --------------------------------------------------------------------------------------------------- network
 class StreamingGenerator(nn.Module):
     """A generator rebuilt from cached-state layers, state passed explicitly (TorchScript-compatible).
@@ -210,13 +237,18 @@ class StreamingGenerator(nn.Module):
         return y[:, 0], states
 
 
-def build_streaming_generator(generator: nn.Module) -> StreamingGenerator:
-    """The streaming twin of a HiFi-GAN, MelGAN or BigVGAN generator (same weights, copied)."""
+def build_streaming_generator(generator: nn.Module, fuse: bool = True) -> StreamingGenerator:
+    """The streaming twin of a HiFi-GAN, MelGAN or BigVGAN generator (same weights, copied).
+
+    ``fuse=False`` keeps every leaky ReLU a layer of its own (see :func:`fuse_activations`; same output).
+    """
     name = type(generator).__name__
     builder = _BUILDERS.get(name)
     if builder is None:
         raise ValueError(f"no streaming builder for {name}; expected one of {sorted(_BUILDERS)}")
     body = builder(generator)
+    if fuse:
+        fuse_activations(body)
     return StreamingGenerator(body, generator.n_mels, generator.hop_length, getattr(generator, "min_frames", 1))
 
 

@@ -18,7 +18,7 @@ from ..nn.blocks import AMPBlock1, AMPBlock2, make_activation
 from ..nn.filters import Activation1d
 from ..nn.weight_norm import remove_weight_norm, weight_norm
 from .common import as_nested_tuple, as_tuple, check_mel, check_upsampling
-from .registry import config_from_dict, register_generator, register_preset
+from .registry import resolve_config, register_generator, register_preset
 
 __all__ = ["BigVGANConfig", "BigVGANGenerator", "BIGVGAN_PRESETS"]
 
@@ -81,13 +81,7 @@ class BigVGANGenerator(nn.Module):
 
     def __init__(self, config: Optional[BigVGANConfig] = None):
         super().__init__()
-        if config is None:
-            config = BigVGANConfig()
-        elif isinstance(config, Mapping):
-            config = config_from_dict("bigvgan", config)  # unknown keys -> ValueError naming them
-        elif not isinstance(config, BigVGANConfig):
-            raise ValueError(f"expected a BigVGANConfig or a dict, got {type(config).__name__}")
-        self.config = config
+        self.config = config = resolve_config("bigvgan", config)
         self.n_mels = config.n_mels
         self.hop_length = config.hop_length
         self.num_kernels = len(config.resblock_kernel_sizes)

@@ -8,7 +8,7 @@ Table (22.05 kHz, 80 mels, hop 256).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -18,7 +18,7 @@ from ..audio.mel import MelConfig
 from ..nn.blocks import LRELU_SLOPE, ResBlock1, ResBlock2
 from ..nn.weight_norm import remove_weight_norm, weight_norm
 from .common import as_nested_tuple, as_tuple, check_mel, check_upsampling
-from .registry import config_from_dict, register_generator, register_preset
+from .registry import resolve_config, register_generator, register_preset
 
 __all__ = ["HiFiGANConfig", "HiFiGANGenerator", "HIFIGAN_V1", "HIFIGAN_V2", "HIFIGAN_V3"]
 
@@ -62,13 +62,7 @@ class HiFiGANGenerator(nn.Module):
 
     def __init__(self, config: Optional[HiFiGANConfig] = None):
         super().__init__()
-        if config is None:
-            config = HiFiGANConfig()
-        elif isinstance(config, Mapping):
-            config = config_from_dict("hifigan", config)  # unknown keys -> ValueError naming them
-        elif not isinstance(config, HiFiGANConfig):
-            raise ValueError(f"expected a HiFiGANConfig or a dict, got {type(config).__name__}")
-        self.config = config
+        self.config = config = resolve_config("hifigan", config)
         self.n_mels = config.n_mels
         self.hop_length = config.hop_length
         self.num_kernels = len(config.resblock_kernel_sizes)

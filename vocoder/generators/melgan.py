@@ -8,7 +8,7 @@ its state dicts (``model.{i}.*``) load directly. Channels start at ``ngf * 2**le
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -17,7 +17,7 @@ from ..audio.mel import MelConfig
 from ..nn.blocks import MelGANResBlock
 from ..nn.weight_norm import remove_weight_norm, weight_norm
 from .common import as_tuple, check_mel
-from .registry import config_from_dict, register_generator, register_preset
+from .registry import resolve_config, register_generator, register_preset
 
 __all__ = ["MelGANConfig", "MelGANGenerator", "MELGAN"]
 
@@ -52,13 +52,7 @@ class MelGANGenerator(nn.Module):
 
     def __init__(self, config: Optional[MelGANConfig] = None):
         super().__init__()
-        if config is None:
-            config = MelGANConfig()
-        elif isinstance(config, Mapping):
-            config = config_from_dict("melgan", config)  # unknown keys -> ValueError naming them
-        elif not isinstance(config, MelGANConfig):
-            raise ValueError(f"expected a MelGANConfig or a dict, got {type(config).__name__}")
-        self.config = config
+        self.config = config = resolve_config("melgan", config)
         self.n_mels = config.n_mels
         self.hop_length = config.hop_length
         mult = 2 ** len(config.ratios)

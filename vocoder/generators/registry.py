@@ -14,7 +14,7 @@ import torch.nn as nn
 from ..audio.mel import MelConfig
 
 __all__ = ["register_generator", "register_preset", "build_generator", "get_preset", "generator_names",
-           "preset_names", "config_from_dict", "GeneratorSpec", "Preset"]
+           "preset_names", "config_from_dict", "resolve_config", "GeneratorSpec", "Preset"]
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,18 @@ def config_from_dict(name: str, d: Mapping[str, Any]):
     kwargs = {k: (tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v)
               for k, v in d.items()}
     return spec.config_cls(**kwargs)
+
+
+def resolve_config(name: str, config: Union[Mapping[str, Any], Any, None]):
+    """Generator ``name``'s config dataclass from ``None`` (defaults), a dict (unknown keys -> ValueError) or itself."""
+    config_cls = get_spec(name).config_cls
+    if config is None:
+        return config_cls()
+    if isinstance(config, Mapping):
+        return config_from_dict(name, config)
+    if not isinstance(config, config_cls):
+        raise ValueError(f"expected a {config_cls.__name__} or a dict, got {type(config).__name__}")
+    return config
 
 
 def build_generator(name: str, config: Union[Mapping[str, Any], Any, None] = None) -> nn.Module:

@@ -22,7 +22,6 @@ input samples outputs ``a..b`` depend on, steady state).
 """
 from __future__ import annotations
 
-import math
 import os
 from typing import Dict, List, Optional, Tuple
 

@@ -502,3 +502,45 @@ def test_caller_states_are_not_modified():
         y_b, _ = net(mel[..., 6:], s1)  # the same state again: the same audio
     assert torch.equal(y_a, y_b)
     assert all(torch.equal(a, b) for a, b in zip(snapshot, s1))
+
+
+# ------------------------------------------------------------------------------------------- scripted mode
+@pytest.mark.parametrize("key", ["hifigan_rb1", "hifigan_rb2", "melgan"])
+def test_scripted_mode_equals_offline(key):
+    """``script=True``: the frozen TorchScript network (and the eager one for long chunks, taking turns within
+    one utterance) equals the offline decode under random chunkings."""
+    from vocoder.streaming.engine import SCRIPT_MAX_FRAMES
+
+    g = make_generator(key)
+    sv = StreamingVocoder(g, script=True)
+    assert sv.scripted is not None
+    T = 29 + SCRIPT_MAX_FRAMES
+    mel = torch.randn(2, N_MELS, T)
+    ref = offline(g, mel)
+    rng = random.Random(7)
+    mixed = [3, SCRIPT_MAX_FRAMES, 1, 2] + random_chunks(T - SCRIPT_MAX_FRAMES - 6, rng)
+    for chunks in ([1] * T, random_chunks(T, rng), random_chunks(T, rng, 3), mixed, [T]):
+        y = stream_all(sv, mel, chunks)
+        assert y.shape == ref.shape, chunks
+        assert (y - ref).abs().max().item() <= TOL, chunks
+
+
+def test_scripted_mode_routes_short_chunks_to_the_scripted_module():
+    """Short chunks and flush go through the frozen TorchScript module, long ones through the eager network."""
+    from vocoder.streaming.engine import SCRIPT_MAX_FRAMES
+
+    sv = StreamingVocoder(make_generator("hifigan_rb1"), script=True)
+    assert isinstance(sv.scripted, torch.jit.ScriptModule)
+    assert sv._pick(1) is sv.scripted and sv._pick(0) is sv.scripted
+    assert sv._pick(SCRIPT_MAX_FRAMES - 1) is sv.scripted and sv._pick(SCRIPT_MAX_FRAMES) is sv.network
+
+
+def test_script_auto_picks_by_family():
+    """``"auto"`` scripts HiFi-GAN and MelGAN, keeps BigVGAN (anti-aliased activations, fused kernel) eager."""
+    for key in ("hifigan_rb1", "hifigan_rb2", "melgan"):
+        assert StreamingVocoder(make_generator(key)).scripted is not None, key
+    for key in ("bigvgan_amp1", "bigvgan_amp2_v2"):
+        assert StreamingVocoder(make_generator(key)).scripted is None, key
+    assert StreamingVocoder(make_generator("hifigan_rb1"), script=False).scripted is None
+    with pytest.raises(ValueError, match="script"):
+        StreamingVocoder(make_generator("melgan"), script="yes")

@@ -21,7 +21,8 @@ call emits depends on counters inside the state, and a trace would freeze one ca
 from __future__ import annotations
 
 import logging
-from typing import List, Optional, Tuple
+import warnings
+from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -32,6 +33,9 @@ from .layers import (StateAllocator, StreamActivation1d, StreamConv1d, StreamCon
 __all__ = ["StreamingGenerator", "StreamingVocoder", "build_streaming_generator", "fuse_activations"]
 
 log = logging.getLogger(__name__)
+
+#: Chunks of at least this many frames run the eager network even in scripted mode (see StreamingVocoder).
+SCRIPT_MAX_FRAMES = 64
 
 
 # --------------------------------------------------------------------------------------------------- builders
@@ -252,23 +256,54 @@ def build_streaming_generator(generator: nn.Module, fuse: bool = True) -> Stream
     return StreamingGenerator(body, generator.n_mels, generator.hop_length, getattr(generator, "min_frames", 1))
 
 
+def _script(network: StreamingGenerator) -> torch.jit.ScriptModule:
+    """``torch.jit.script`` + ``torch.jit.freeze`` of a streaming network (same state layout, so the eager and
+    the scripted module can take turns within one utterance). Freezing inlines the weights and the layer
+    attributes as constants, which saves the per-call attribute lookups that dominate short chunks."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated, still the fastest here
+        scripted = torch.jit.script(network.eval())
+        return torch.jit.freeze(scripted, preserved_attrs=["initial_states", "flush"])
+
+
 # --------------------------------------------------------------------------------------------------- user API
 class StreamingVocoder:
     """Push mel frames, get final audio; see the module docstring.
 
     Args:
         model: a :class:`vocoder.Vocoder` or a generator (``forward(mel [B, n_mels, T]) -> [B, 1, T * hop]``).
+        script: ``True``: also build a frozen TorchScript copy of the network and run chunks shorter than
+            :data:`SCRIPT_MAX_FRAMES` (and ``flush``) through it, longer ones through the eager network (its FFT
+            convolutions); same state, same output. ``"auto"`` (default): ``True`` unless the generator has
+            anti-aliased activations (BigVGAN), whose fused kernel is eager-only. ``False``: eager only.
+            Measured (1 thread, random weights, stream / offline time): HiFi-GAN V3 3.66x -> 2.46x at 1-frame
+            chunks, 1.34x -> 1.11x at 10, about even at 50; V1 4.19x -> 3.47x, 1.50x -> 1.39x, even at 50.
+            Scripting costs about 0.6 s (V3) to 2 s (V1) when this is built.
     """
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, script: Union[str, bool] = "auto"):
         gen = model.generator if isinstance(getattr(model, "generator", None), nn.Module) else model
         if not isinstance(gen, nn.Module):
             raise ValueError(f"expected a Vocoder or a generator nn.Module, got {type(model).__name__}")
+        if script not in ("auto", True, False):
+            raise ValueError(f"script must be 'auto', True or False, got {script!r}")
         self.generator = gen
         self.network = build_streaming_generator(gen).eval()
+        if script == "auto":
+            # Anti-aliased activations: the fused kernel is eager-only; scripting would fall back to the
+            # slower reference filter.
+            script = not any(isinstance(m, StreamActivation1d) for m in self.network.modules())
+        self.scripted: Optional[torch.jit.ScriptModule] = _script(self.network) if script else None
         self.n_mels = self.network.n_mels
         self.hop_length = self.network.hop_length
         self.reset()
+
+    def _pick(self, frames: int):
+        """The module for a call of ``frames`` new frames (0: flush): the scripted one below
+        :data:`SCRIPT_MAX_FRAMES`, the eager one (FFT convolutions) from there."""
+        if self.scripted is not None and frames < SCRIPT_MAX_FRAMES:
+            return self.scripted
+        return self.network
 
     @property
     def lookahead_frames(self) -> int:
@@ -342,7 +377,7 @@ class StreamingVocoder:
         ref = self._states[0]
         x = x.to(device=ref.device, dtype=ref.dtype)
         self.frames_in += x.shape[-1]
-        y, self._states = self.network(x, self._states)
+        y, self._states = self._pick(x.shape[-1])(x, self._states)
         return self._out(y)
 
     @torch.inference_mode()
@@ -353,7 +388,7 @@ class StreamingVocoder:
         if self.frames_in < self.network.min_frames:
             raise ValueError(f"this generator needs at least {self.network.min_frames} frames, "
                              f"got {self.frames_in}")
-        y, _ = self.network.flush(self._states)
+        y, _ = self._pick(0).flush(self._states)
         out = self._out(y)
         expected = self.frames_in * self.hop_length
         if self.samples_out != expected:

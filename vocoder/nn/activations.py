@@ -47,23 +47,15 @@ class Snake(nn.Module):
         return f"{self.in_features}, alpha_logscale={self.alpha_logscale}"
 
 
-class SnakeBeta(nn.Module):
+class SnakeBeta(Snake):
     """``x + 1/beta * sin^2(alpha x)`` on ``[B, C, T]``; ``alpha`` (frequency) and ``beta`` (magnitude) ``[C]``."""
 
     def __init__(self, in_features: int, alpha: float = 1.0, alpha_trainable: bool = True,
                  alpha_logscale: bool = False):
-        super().__init__()
-        self.in_features = in_features
-        self.alpha_logscale = alpha_logscale
-        self.alpha = _init(in_features, alpha, alpha_logscale)
+        super().__init__(in_features, alpha, alpha_trainable, alpha_logscale)
         # The official code initialises beta with the same `alpha` argument; keep that.
         self.beta = _init(in_features, alpha, alpha_logscale)
-        self.alpha.requires_grad = alpha_trainable
         self.beta.requires_grad = alpha_trainable
-        self.no_div_by_zero = EPS
-
-    def effective_alpha(self) -> torch.Tensor:
-        return torch.exp(self.alpha) if self.alpha_logscale else self.alpha
 
     def effective_beta(self) -> torch.Tensor:
         return torch.exp(self.beta) if self.alpha_logscale else self.beta
@@ -75,6 +67,3 @@ class SnakeBeta(nn.Module):
             alpha = torch.exp(alpha)
             beta = torch.exp(beta)
         return x + (1.0 / (beta + self.no_div_by_zero)) * torch.pow(torch.sin(x * alpha), 2)
-
-    def extra_repr(self) -> str:
-        return f"{self.in_features}, alpha_logscale={self.alpha_logscale}"

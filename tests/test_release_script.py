@@ -1,0 +1,48 @@
+"""scripts/release_default_model.py: the fixed held-out subset and the model card it writes."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "release_default_model.py"
+
+
+@pytest.fixture(scope="module")
+def release():
+    spec = importlib.util.spec_from_file_location("release_default_model", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_test_subset_is_stratified_sorted_and_stable(release, tmp_path):
+    lines = [f"wav/a/spk/{i:02d}.wav" for i in range(10)] + [f"wav/b/spk/{i}.wav" for i in range(3)]
+    (tmp_path / "test.txt").write_text("\n".join(reversed(lines)) + "\n")
+    picked = release.test_subset(tmp_path, 4)
+    rel = [str(p.relative_to(tmp_path)) for p in picked]
+    assert rel == ["wav/a/spk/01.wav", "wav/a/spk/03.wav", "wav/a/spk/06.wav", "wav/a/spk/08.wav",
+                   "wav/b/spk/0.wav", "wav/b/spk/1.wav", "wav/b/spk/2.wav"]
+    assert release.test_subset(tmp_path, 4) == picked
+
+
+def _row(step, model_pesq, gl_pesq, model_mstft, gl_mstft):
+    m = {k: 0.5 for k in ("pesq", "stoi", "mstft", "mel_l1", "mcd", "periodicity", "vuv_f1")}
+    split = {"vocoder": {**m, "pesq": model_pesq, "mstft": model_mstft},
+             "griffin_lim": {**m, "pesq": gl_pesq, "mstft": gl_mstft}}
+    return {"date": "2026-11-25T00:00:00+00:00", "gan_step": step, "phase": "generator-only",
+            "train_hours": 2.5, "test_per_source": 8, "test_clips": 24, "samples_clips": 4,
+            "test": split, "samples": split}
+
+
+def test_model_card_reports_every_release_and_the_gate(release, tmp_path):
+    meta = {"name": "default_22khz", "generator": "hifigan", "parameters": 925985}
+    progress = [_row(4728, 1.98, 3.31, 1.54, 1.46), _row(12000, 3.5, 3.31, 1.2, 1.46)]
+    card = tmp_path / "MODEL_CARD.md"
+    release.write_card(card, meta, progress, [Path("x.wav")] * 24, "data/corpus")
+    text = card.read_text()
+    assert "12,000 steps" in text and "| 4,728 |" in text and "| 12,000 |" in text
+    assert "PESQ and M-STFT): **yes**" in text
+    release.write_card(card, meta, progress[:1], [Path("x.wav")] * 24, "data/corpus")
+    assert "PESQ and M-STFT): **no**" in card.read_text()

@@ -347,6 +347,14 @@ def test_vocoder_stream_method_and_lookahead():
     assert all(p.dim() == 1 and p.shape[0] > 0 for p in pieces)
     assert (torch.cat(pieces) - voc(mel)).abs().max() <= TOL
     assert voc.lookahead_frames == StreamingVocoder(g).lookahead_frames > 0
+    # Weights loaded in place into the same generator: the cached streaming network follows them.
+    other = make_generator("hifigan_rb2")
+    with torch.no_grad():
+        for p in other.parameters():
+            p.mul_(1.5)
+    voc.generator.load_state_dict(other.state_dict())
+    pieces = list(voc.stream(mel[:, i:i + 5] for i in range(0, 23, 5)))
+    assert (torch.cat(pieces) - voc(mel)).abs().max() <= TOL
 
 
 @pytest.mark.parametrize("key", ["hifigan_rb1", "melgan", "bigvgan_amp1"])

@@ -311,14 +311,15 @@ class Vocoder(nn.Module):
     # ------------------------------------------------------------------------------------------ streaming
     def _streamer(self):
         # Built on first use and kept (it copies the folded weights once); rebuilt if the generator was
-        # replaced or moved.
+        # replaced, moved, or its weights changed in place (load_state_dict, an optimiser step): every
+        # in-place write bumps a tensor's version counter.
         from .streaming import StreamingVocoder
 
-        sv = self.__dict__.get("_streaming")
-        if sv is None or sv.generator is not self.generator or sv.device != self.device:
-            sv = StreamingVocoder(self.generator)
-            self.__dict__["_streaming"] = sv
-        return sv
+        key = tuple((t.data_ptr(), t._version) for t in self.generator.state_dict(keep_vars=True).values())
+        cached = self.__dict__.get("_streaming")
+        if cached is None or cached[0] != key or cached[1].generator is not self.generator:
+            self.__dict__["_streaming"] = cached = (key, StreamingVocoder(self.generator))
+        return cached[1]
 
     @property
     def lookahead_frames(self) -> int:

@@ -193,6 +193,9 @@ class StreamConv1d(StreamLayer):
         self.tap_ok = self.groups == 1 and self.stride == 1
         taps = weight.detach().permute(2, 0, 1).contiguous() if self.tap_ok else torch.zeros(0)
         self.register_buffer("taps", taps.clone())
+        # Measured (2 threads; neutral at 1): for narrow layers with long kernels oneDNN's direct conv beats
+        # k small GEMMs (M = K = C_in <= 64 splits poorly across threads) by 25-50%.
+        self.tap_preferred = not (self.in_channels <= 64 and self.kernel_size >= 7)
         bcol = bias.detach().reshape(-1, 1).clone() if bias is not None else torch.zeros(0)
         self.register_buffer("bias_col", bcol)
         # FFT overlap-save: the layers offline FastConv1d takes it for (wide, long kernel).
@@ -273,7 +276,7 @@ class StreamConv1d(StreamLayer):
             if self._fft_wins(buf, n_out):
                 return self._fft_conv(buf, n_out)
         # Undilated convs on very short inputs: oneDNN's direct conv is as fast and makes one call.
-        if self.tap_ok and buf.shape[0] == 1 and (self.dilation > 1 or n_out >= 72):
+        if self.tap_ok and self.tap_preferred and buf.shape[0] == 1 and (self.dilation > 1 or n_out >= 72):
             return tap_conv(buf, self.taps, self.bias_col, self.has_bias, self.dilation, n_out)
         used = (n_out - 1) * self.stride + self.k_eff
         return F.conv1d(buf[:, :, :used], self.weight, self.bias if self.has_bias else None, self.stride, 0,

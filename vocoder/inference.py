@@ -315,16 +315,25 @@ class Vocoder(nn.Module):
         # in-place write bumps a tensor's version counter.
         from .streaming import StreamingVocoder
 
-        key = tuple((t.data_ptr(), t._version) for t in self.generator.state_dict(keep_vars=True).values())
+        key = self._weights_key()
         cached = self.__dict__.get("_streaming")
         if cached is None or cached[0] != key or cached[1].generator is not self.generator:
             self.__dict__["_streaming"] = cached = (key, StreamingVocoder(self.generator))
         return cached[1]
 
+    def _weights_key(self) -> tuple:
+        return tuple((t.data_ptr(), t._version) for t in self.generator.state_dict(keep_vars=True).values())
+
     @property
     def lookahead_frames(self) -> int:
         """Future mel frames streaming waits for before a frame's audio is final (the right receptive field)."""
-        return self._streamer().lookahead_frames
+        cached = self.__dict__.get("_streaming")
+        if cached is not None and cached[0] == self._weights_key() and cached[1].generator is self.generator:
+            return cached[1].lookahead_frames
+        # The architecture alone decides it: an eager streaming network answers without the TorchScript build.
+        from .streaming.engine import build_streaming_generator
+
+        return build_streaming_generator(self.generator).lookahead_frames
 
     def stream(self, mel_chunks):
         """Streaming decode: iterate over ``[n_mels, t]`` (or ``[B, n_mels, t]``) chunks, yield float32 audio

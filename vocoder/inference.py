@@ -315,21 +315,28 @@ class Vocoder(nn.Module):
         # in-place write bumps a tensor's version counter.
         from .streaming import StreamingVocoder
 
-        key = self._weights_key()
-        cached = self.__dict__.get("_streaming")
-        if cached is None or cached[0] != key or cached[1].generator is not self.generator:
-            self.__dict__["_streaming"] = cached = (key, StreamingVocoder(self.generator))
-        return cached[1]
+        sv = self._cached_streamer()
+        if sv is None:
+            sv = StreamingVocoder(self.generator)
+            self.__dict__["_streaming"] = (self._weights_key(), sv)
+        return sv
 
     def _weights_key(self) -> tuple:
         return tuple((t.data_ptr(), t._version) for t in self.generator.state_dict(keep_vars=True).values())
 
+    def _cached_streamer(self):
+        """The cached streamer if it was built from this generator with these very weights, else ``None``."""
+        cached = self.__dict__.get("_streaming")
+        if cached is not None and cached[1].generator is self.generator and cached[0] == self._weights_key():
+            return cached[1]
+        return None
+
     @property
     def lookahead_frames(self) -> int:
         """Future mel frames streaming waits for before a frame's audio is final (the right receptive field)."""
-        cached = self.__dict__.get("_streaming")
-        if cached is not None and cached[0] == self._weights_key() and cached[1].generator is self.generator:
-            return cached[1].lookahead_frames
+        sv = self._cached_streamer()
+        if sv is not None:
+            return sv.lookahead_frames
         # The architecture alone decides it: an eager streaming network answers without the TorchScript build.
         from .streaming.engine import build_streaming_generator
 

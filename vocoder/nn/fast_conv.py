@@ -21,15 +21,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["FastConv1d", "fft_conv1d", "fft_weight"]
+__all__ = ["FastConv1d", "fft_block_size", "fft_conv1d", "fft_weight"]
 
 MIN_CHANNELS = 128  # below this the FFTs and copies cost more than the saved multiplications
 MIN_KERNEL = 7
 
 
-def _block_size(length: int) -> int:
-    # Short inputs (few blocks) favour short FFTs; longer ones amortise a longer FFT with fewer wasted taps.
-    return 32 if length < 2048 else 64
+def fft_block_size(length: int, kernel_size: int) -> int:
+    """The FFT size for an input of ``length`` samples: short inputs (few blocks) favour short FFTs, longer ones
+    amortise a longer FFT with fewer wasted taps; at least ``2 * kernel_size`` so most of a block is output."""
+    n_fft = 32 if length < 2048 else 64
+    return 2 * n_fft if n_fft < 2 * kernel_size else n_fft
 
 
 def fft_weight(weight: torch.Tensor, n_fft: int) -> torch.Tensor:
@@ -91,9 +93,7 @@ class FastConv1d(nn.Conv1d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._fft_eligible(x):
-            n_fft = _block_size(x.shape[-1])
-            if n_fft < 2 * self.kernel_size[0]:
-                n_fft = 2 * n_fft
+            n_fft = fft_block_size(x.shape[-1], self.kernel_size[0])
             return fft_conv1d(x, self._spectrum(n_fft), self.kernel_size[0], self.bias, self.dilation[0],
                               self.padding[0], n_fft)
         return super().forward(x)

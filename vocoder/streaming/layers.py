@@ -258,12 +258,10 @@ class StreamConv1d(StreamLayer):
 
     @torch.jit.unused
     def _fft_conv(self, buf: torch.Tensor, n_out: int) -> torch.Tensor:
-        from ..nn.fast_conv import _block_size, fft_conv1d, fft_weight
+        from ..nn.fast_conv import fft_block_size, fft_conv1d, fft_weight
 
         used = n_out + self.k_eff - 1
-        n_fft = _block_size(used)
-        if n_fft < 2 * self.kernel_size:
-            n_fft = 2 * n_fft
+        n_fft = fft_block_size(used, self.kernel_size)
         cache = self._fft_cache[0].spectra
         wf = cache.get(n_fft)
         if wf is None:

@@ -143,13 +143,18 @@ def build_module(recipe: Mapping[str, Any], init: bool = True):
     With ``generator.init`` set, the recipe is completed from (and checked against) that checkpoint, and with
     ``init=True`` the generator starts from its weights.
     """
+    recipe, gen_init = resolve_generator_init(recipe, load=init)
+    return _module(recipe, gen_init), recipe
+
+
+def _module(recipe: Mapping[str, Any], gen_init: Optional[GeneratorInit]):
+    """A :class:`GANVocoder` for an already resolved ``recipe``, its generator from ``gen_init`` when given."""
     from .module import GANVocoder
 
-    recipe, gen_init = resolve_generator_init(recipe, load=init)
     module = GANVocoder(recipe)
     if gen_init is not None:
         load_generator_init(module, gen_init)
-    return module, recipe
+    return module
 
 
 def train(recipe: Mapping[str, Any], data: Union[str, Sequence[str]], val: Union[str, Sequence[str], None] = None,
@@ -180,11 +185,7 @@ def train(recipe: Mapping[str, Any], data: Union[str, Sequence[str]], val: Union
         run_dir.mkdir(parents=True, exist_ok=True)
         save_recipe(recipe, run_dir / "recipe.yaml")
     pl.seed_everything(int(recipe["trainer"]["seed"]), workers=True, verbose=False)
-    from .module import GANVocoder
-
-    module = GANVocoder(recipe)
-    if gen_init is not None:
-        load_generator_init(module, gen_init)
+    module = _module(recipe, gen_init)
     dm = build_datamodule(recipe, data, val)
     trainer = build_trainer(recipe, run_dir, progress_bar=progress_bar, extra_callbacks=extra_callbacks)
     if ckpt_path is not None:

@@ -96,10 +96,22 @@ AA_INLINE void sincos_poly(float x, float& s, float& c) {
   c = std::bit_cast<float>(cc ^ (static_cast<uint32_t>((qi + 1) & 2) << 30));
 }
 
-AA_INLINE float sin_poly(float x) {
-  float s, c;
-  sincos_poly(x, s, c);
-  return s;
+// sin(x)^2, float, branch-free, with one polynomial instead of two: sin^2 has period pi, so with
+// x = q pi/2 + r (|r| <= pi/4) it is sin(r)^2 for even q and cos(r)^2 = 1 - sin(r)^2 for odd q
+// (no cancellation: sin(r)^2 <= 1/2 there). Same range and accuracy as sincos_poly.
+AA_INLINE float sin2_poly(float x) {
+  const float q = x * 0.636619772367581343f;
+  const float magic = 12582912.0f;
+  const float qr = (q + magic) - magic;
+  const int qi = static_cast<int>(qr);
+  float r = x - qr * 1.5703125f;
+  r = r - qr * 4.837512969970703125e-4f;
+  r = r - qr * 7.54978995489188216e-8f;
+  const float r2 = r * r;
+  const float sp = r + r * r2 * (-1.6666654611e-1f + r2 * (8.3321608736e-3f + r2 * -1.9515295891e-4f));
+  const float s2 = sp * sp, c2 = 1.0f - s2;
+  const uint32_t odd = 0u - static_cast<uint32_t>(qi & 1);  // bit select, as in sincos_poly
+  return std::bit_cast<float>((std::bit_cast<uint32_t>(c2) & odd) | (std::bit_cast<uint32_t>(s2) & ~odd));
 }
 
 // ---- forward ------------------------------------------------------------------------------------
@@ -119,17 +131,18 @@ AA_INLINE bool up_act(const T* __restrict xt, int64_t m, const Taps<T>& kin, T a
       o += k.uo[i] * xt[j + 6 - i];
     }
     const T ze = a * e, zo = a * o;
-    T se, so;
+    T se2, so2;  // sin(a u)^2
     if constexpr (kPoly) {
-      se = sin_poly(ze);
-      so = sin_poly(zo);
+      se2 = sin2_poly(ze);
+      so2 = sin2_poly(zo);
       bad |= static_cast<int>(!(std::fabs(ze) <= kPolyLimit)) | static_cast<int>(!(std::fabs(zo) <= kPolyLimit));
     } else {
-      se = std::sin(ze);
-      so = std::sin(zo);
+      const T se = std::sin(ze), so = std::sin(zo);
+      se2 = se * se;
+      so2 = so * so;
     }
-    ve[j] = e + inv * (se * se);
-    vo[j] = o + inv * (so * so);
+    ve[j] = e + inv * se2;
+    vo[j] = o + inv * so2;
   }
   return bad == 0;
 }

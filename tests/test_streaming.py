@@ -543,6 +543,37 @@ def test_scripted_mode_routes_short_chunks_to_the_scripted_module():
     assert sv._pick(SCRIPT_MAX_FRAMES - 1) is sv.scripted and sv._pick(SCRIPT_MAX_FRAMES) is sv.network
 
 
+def test_scripted_calls_run_unoptimised_and_restore_the_executor_flag():
+    """The scripted network runs with the graph executor's optimisation off (no re-specialisation per chunk
+    shape), the eager one with it untouched, and the caller's setting is the same afterwards."""
+    from vocoder.streaming.engine import SCRIPT_MAX_FRAMES
+
+    sv = StreamingVocoder(make_generator("hifigan_rb1"), script=True)
+    seen = []
+
+    class Spy:
+        def __init__(self, module):
+            self.module = module
+
+        def __call__(self, *args):
+            seen.append(("push", torch._C._get_graph_executor_optimize()))
+            return self.module(*args)
+
+        def flush(self, *args):
+            seen.append(("flush", torch._C._get_graph_executor_optimize()))
+            return self.module.flush(*args)
+
+    sv.scripted = Spy(sv.scripted)
+    before = torch._C._get_graph_executor_optimize()
+    mel = torch.randn(N_MELS, SCRIPT_MAX_FRAMES + 5)
+    sv.push(mel[:, :3])
+    sv.push(mel[:, 3:3 + SCRIPT_MAX_FRAMES])  # eager: the spy sees nothing
+    sv.push(mel[:, 3 + SCRIPT_MAX_FRAMES:])
+    sv.flush()
+    assert seen == [("push", False), ("push", False), ("flush", False)]
+    assert torch._C._get_graph_executor_optimize() == before
+
+
 def test_script_auto_picks_by_family():
     """``"auto"`` scripts HiFi-GAN and MelGAN, keeps BigVGAN (anti-aliased activations, fused kernel) eager."""
     for key in ("hifigan_rb1", "hifigan_rb2", "melgan"):

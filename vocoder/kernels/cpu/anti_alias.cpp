@@ -73,17 +73,28 @@ AA_INLINE int64_t clampi(int64_t i, int64_t lo, int64_t hi) { return i < lo ? lo
 
 // ---- trigonometry -------------------------------------------------------------------------------
 
-// sin(x) and cos(x), float, branch-free; accurate to ~1 ulp for |x| <= kPolyLimit.
-AA_INLINE void sincos_poly(float x, float& s, float& c) {
+// x = q pi/2 + r with integer q and |r| <= pi/4: returns r, sets q.
+AA_INLINE float reduce_quadrant(float x, int& qi) {
   const float q = x * 0.636619772367581343f;            // x / (pi/2)
   const float magic = 12582912.0f;                        // 1.5 * 2^23: round-to-nearest by addition
   const float qr = (q + magic) - magic;
-  const int qi = static_cast<int>(qr);
+  qi = static_cast<int>(qr);
   float r = x - qr * 1.5703125f;                          // pi/2 split in three parts (Cody-Waite)
   r = r - qr * 4.837512969970703125e-4f;
-  r = r - qr * 7.54978995489188216e-8f;
+  return r - qr * 7.54978995489188216e-8f;
+}
+
+// Minimax sin on |r| <= pi/4 (Cephes).
+AA_INLINE float sin_kernel(float r, float r2) {
+  return r + r * r2 * (-1.6666654611e-1f + r2 * (8.3321608736e-3f + r2 * -1.9515295891e-4f));
+}
+
+// sin(x) and cos(x), float, branch-free; accurate to ~1 ulp for |x| <= kPolyLimit.
+AA_INLINE void sincos_poly(float x, float& s, float& c) {
+  int qi;
+  const float r = reduce_quadrant(x, qi);
   const float r2 = r * r;
-  const float sp = r + r * r2 * (-1.6666654611e-1f + r2 * (8.3321608736e-3f + r2 * -1.9515295891e-4f));
+  const float sp = sin_kernel(r, r2);
   const float cp = 1.0f - 0.5f * r2 +
                    r2 * r2 * (4.166664568298827e-2f + r2 * (-1.388731625493765e-3f + r2 * 2.443315711809948e-5f));
   // Quadrant fix-up with bit operations rather than branches or selects: GCC would otherwise sink the
@@ -100,15 +111,9 @@ AA_INLINE void sincos_poly(float x, float& s, float& c) {
 // x = q pi/2 + r (|r| <= pi/4) it is sin(r)^2 for even q and cos(r)^2 = 1 - sin(r)^2 for odd q
 // (no cancellation: sin(r)^2 <= 1/2 there). Same range and accuracy as sincos_poly.
 AA_INLINE float sin2_poly(float x) {
-  const float q = x * 0.636619772367581343f;
-  const float magic = 12582912.0f;
-  const float qr = (q + magic) - magic;
-  const int qi = static_cast<int>(qr);
-  float r = x - qr * 1.5703125f;
-  r = r - qr * 4.837512969970703125e-4f;
-  r = r - qr * 7.54978995489188216e-8f;
-  const float r2 = r * r;
-  const float sp = r + r * r2 * (-1.6666654611e-1f + r2 * (8.3321608736e-3f + r2 * -1.9515295891e-4f));
+  int qi;
+  const float r = reduce_quadrant(x, qi);
+  const float sp = sin_kernel(r, r * r);
   const float s2 = sp * sp, c2 = 1.0f - s2;
   const uint32_t odd = 0u - static_cast<uint32_t>(qi & 1);  // bit select, as in sincos_poly
   return std::bit_cast<float>((std::bit_cast<uint32_t>(c2) & odd) | (std::bit_cast<uint32_t>(s2) & ~odd));

@@ -394,3 +394,69 @@ def test_resume_wins_over_init(audio_dir, tmp_path):
     ckpt.unlink()
     res = run_train(load_recipe(run_dir / "recipe.yaml", ["trainer.max_steps=2"]), audio_dir, run_dir, resume="auto")
     assert res.gan_step == 2
+
+
+# ------------------------------------------------------------------------------------------- discriminator init
+
+
+def test_init_discriminator_continues_an_adversarial_phase(audio_dir, tmp_path, caplog):
+    """A run's discriminators, cut down to a small file, start the next run (from the CLI): weights equal, then
+    it trains; resume wins over it."""
+    from vocoder.cli.main import main
+    from vocoder.training.callbacks import discriminator_checkpoint, load_training_checkpoint
+    from vocoder.training.runner import build_module, load_discriminator_init
+
+    r = tiny("optim.discriminator_start_step=0", "trainer.max_steps=2")
+    first = run_train(r, audio_dir, tmp_path / "first")
+    cut = discriminator_checkpoint(first.last_checkpoint, tmp_path / "d.pt")
+    full = load_training_checkpoint(first.last_checkpoint)
+    assert cut.stat().st_size < first.last_checkpoint.stat().st_size / 2  # no optimiser states, no generator
+    want = {k[len("discriminator."):]: v for k, v in full["state_dict"].items() if k.startswith("discriminator.")}
+
+    module, _ = build_module(r)
+    fresh = {k: v.clone() for k, v in module.discriminator.state_dict().items()}
+    load_discriminator_init(module, cut)
+    got = module.discriminator.state_dict()
+    assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
+    assert any(not torch.equal(fresh[k], want[k]) for k in want)  # training had moved them
+    module2, _ = build_module(r)
+    load_discriminator_init(module2, first.last_checkpoint)  # the full Lightning checkpoint works too
+    assert all(torch.equal(module2.discriminator.state_dict()[k], want[k]) for k in want)
+
+    recipe_path = tmp_path / "recipe.yaml"
+    recipe_path.write_text((tmp_path / "first" / "recipe.yaml").read_text())
+    import logging
+
+    caplog.set_level(logging.INFO, logger="vocoder")
+    code = main(["train", "--config", str(recipe_path), "--data", str(audio_dir), "--out", str(tmp_path / "second"),
+                 "--init-discriminator", str(cut), "trainer.max_steps=1"])
+    assert code == 0
+    assert any(f"discriminators initialised from {cut}" in rec.getMessage() for rec in caplog.records)
+    assert load_training_checkpoint(tmp_path / "second" / "checkpoints" / "last.ckpt")["gan_step"] == 1
+
+
+def test_init_discriminator_that_does_not_fit_is_an_error(audio_dir, tmp_path):
+    from vocoder.training.callbacks import discriminator_checkpoint
+    from vocoder.training.runner import build_module, load_discriminator_init
+
+    r = tiny("optim.discriminator_start_step=0", "trainer.max_steps=1")
+    first = run_train(r, audio_dir, tmp_path / "first")
+    cut = discriminator_checkpoint(first.last_checkpoint, tmp_path / "d.pt")
+    wider, _ = build_module(tiny("discriminators.0.args.channel_mult=0.125"))
+    with pytest.raises(ValueError, match="discriminators .* differ from the recipe's"):
+        load_discriminator_init(wider, cut)
+    # without the recorded recipe, the key/shape check still names the problem
+    raw = torch.load(cut, weights_only=True)
+    raw["hyper_parameters"] = {}
+    torch.save(raw, tmp_path / "bare.pt")
+    with pytest.raises(ValueError, match="does not fit the recipe's discriminators: .*shape mismatches"):
+        load_discriminator_init(wider, tmp_path / "bare.pt")
+    module, _ = build_module(r)
+    with pytest.raises(ValueError, match="no such file"):
+        load_discriminator_init(module, tmp_path / "missing.ckpt")
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable training checkpoint"):
+        load_discriminator_init(module, tmp_path / "junk.ckpt")
+    torch.save({"state_dict": {"generator.x": torch.zeros(1)}}, tmp_path / "gen_only.ckpt")
+    with pytest.raises(ValueError, match="holds no discriminator weights"):
+        load_discriminator_init(module, tmp_path / "gen_only.ckpt")

@@ -2,7 +2,7 @@
 
     vocoder train --config recipes/hifigan_v1.yaml --data DIR_OR_LIST [--val DIR_OR_LIST] [--out RUN_DIR]
                   [--max-steps N] [--devices N] [--accelerator cpu|gpu|auto] [--resume CKPT|auto]
-                  [--init-generator PATH] [section.key=value ...]
+                  [--init-generator PATH] [--init-discriminator CKPT] [section.key=value ...]
 
 Overrides are dotted recipe keys with YAML values: ``optim.lr=1e-4``, ``data.batch_size=4``,
 ``generator.config.upsample_initial_channel=128``, ``discriminators.0.args.channel_mult=0.5``.
@@ -12,8 +12,9 @@ Checkpoints go to RUN_DIR/checkpoints (atomic writes; ``last.ckpt`` always the l
 Fine-tuning: ``--init-generator PATH`` (recipe key ``generator.init``) starts the generator from an existing
 checkpoint: our ``.pt`` (weight norm folded or not), an official BigVGAN folder (``config.json`` +
 ``bigvgan_generator.pt``) or a HiFi-GAN ``g_*`` file with its ``config.json``. A recipe without
-``generator.config`` / ``mel`` takes them from the checkpoint; given ones must match it. Discriminators and
-optimisers start fresh; ``--resume`` wins over ``--init-generator``. Example::
+``generator.config`` / ``mel`` takes them from the checkpoint; given ones must match it. Optimisers start fresh;
+so do the discriminators unless ``--init-discriminator CKPT`` loads them from a training checkpoint of the same
+recipe (to continue an adversarial phase). ``--resume`` wins over both. Example::
 
     vocoder train --config recipes/bigvgan_v2_24khz.yaml --init-generator bigvgan_v2_24khz_100band_256x/ \
                   --data mydata/ optim.lr=2e-5
@@ -43,6 +44,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--init-generator", default=None, metavar="PATH",
                    help="fine-tune: start the generator from this checkpoint (our .pt, an official BigVGAN folder, a "
                         "HiFi-GAN g_* file + config.json); sets generator.init")
+    p.add_argument("--init-discriminator", default=None, metavar="CKPT",
+                   help="start the discriminators from a training checkpoint (RUN_DIR/checkpoints/*.ckpt, or one cut "
+                        "down with vocoder.training.callbacks.discriminator_checkpoint) instead of from scratch")
     p.add_argument("--progress-bar", action=argparse.BooleanOptionalAction, default=None,
                    help="show Lightning's progress bar (default: when stderr is a terminal)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. optim.lr=1e-4")
@@ -71,7 +75,8 @@ def run(args) -> int:
     if args.init_generator is not None:  # set directly: a path is not a YAML value (``--init-generator 2024``)
         recipe["generator"]["init"] = args.init_generator
     out = args.out or str(Path("runs") / (recipe.get("name") or Path(config).stem))
-    result = train(recipe, args.data, args.val, run_dir=out, resume=args.resume, progress_bar=args.progress_bar)
+    result = train(recipe, args.data, args.val, run_dir=out, resume=args.resume, progress_bar=args.progress_bar,
+                   init_discriminator=args.init_discriminator)
     if result.terminated:
         log.warning("terminated at GAN step %d; checkpoint: %s", result.gan_step, result.last_checkpoint)
     else:

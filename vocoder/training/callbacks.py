@@ -7,6 +7,8 @@
   writes the final checkpoint and its inference export.
 - :class:`ProgressLog`: one ``logging`` line every ``log_every_n_steps`` GAN steps (scripts and tests read it).
 - :func:`export_inference_checkpoint`: a Lightning checkpoint (or a live module) -> our ``.pt`` format.
+- :func:`discriminator_checkpoint`: a Lightning checkpoint cut down to its discriminators (for
+  ``vocoder train --init-discriminator``: an adversarial phase continues without the optimiser states' bulk).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from ..utils import atomic_torch_save
 
 __all__ = ["AtomicCheckpointIO", "VocoderCheckpoint", "ProgressLog", "export_inference_checkpoint",
-           "load_training_checkpoint", "find_last_checkpoint"]
+           "load_training_checkpoint", "find_last_checkpoint", "discriminator_checkpoint"]
 
 log = logging.getLogger(__name__)
 
@@ -215,4 +217,18 @@ def export_inference_checkpoint(source, out_path, fold_weight_norm: bool = True,
     meta["weight_norm_folded"] = bool(fold_weight_norm)
     meta.update(dict(extra_meta or {}))
     save_checkpoint(out_path, generator, mel, meta)
+    return Path(out_path)
+
+
+def discriminator_checkpoint(source, out_path) -> Path:
+    """Write the discriminator weights of training checkpoint ``source`` (with its recipe and GAN step) to
+    ``out_path``, atomically, in the layout :func:`vocoder.training.runner.load_discriminator_init` reads."""
+    ckpt = load_training_checkpoint(source)
+    state = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("discriminator.")}
+    if not state:
+        raise ValueError(f"{source}: no 'discriminator.*' weights in the checkpoint's state_dict")
+    recipe = (ckpt.get("hyper_parameters") or {}).get("recipe", {})
+    out = {"state_dict": state, "hyper_parameters": {"recipe": {"discriminators": recipe.get("discriminators")}},
+           "gan_step": int(ckpt.get("gan_step", 0)), "vocoder": ckpt["vocoder"]}
+    atomic_torch_save(out, out_path)
     return Path(out_path)

@@ -8,8 +8,9 @@ Run folder layout::
 
 Fine-tuning: a recipe with ``generator.init: PATH`` (``vocoder train --init-generator PATH``) starts the generator
 from PATH (see :func:`vocoder.training.recipes.resolve_generator_init`); the discriminators, optimisers, LR
-schedule and ``gan_step`` start fresh. ``--resume`` wins over ``generator.init``: a resumed run already has its
-weights, so the init file is then read only for settings the recipe leaves to it.
+schedule and ``gan_step`` start fresh (``--init-discriminator CKPT`` starts the discriminators from a training
+checkpoint too). ``--resume`` wins over both: a resumed run already has its weights, so the generator init file
+is then read only for settings the recipe leaves to it.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import torch
 from .callbacks import AtomicCheckpointIO, ProgressLog, VocoderCheckpoint, find_last_checkpoint
 from .recipes import GeneratorInit, lightning_max_steps, mel_config_from_recipe, resolve_generator_init, save_recipe
 
-__all__ = ["TrainResult", "train", "build_module", "load_generator_init", "build_trainer", "build_datamodule", "resolve_precision", "resolve_accelerator"]
+__all__ = ["TrainResult", "train", "build_module", "load_generator_init", "load_discriminator_init", "build_trainer", "build_datamodule", "resolve_precision", "resolve_accelerator"]
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,50 @@ def load_generator_init(module, init: GeneratorInit) -> None:
              init.mel.hop_length, n / 1e6, "folded -> g/v" if init.folded else "g/v as stored")
 
 
+def load_discriminator_init(module, path: "os.PathLike | str") -> None:
+    """Copy the discriminator weights of a training checkpoint into ``module.discriminator`` (a :class:`GANVocoder`).
+
+    ``path``: a Lightning checkpoint of ours (``RUN_DIR/checkpoints/*.ckpt``) or one cut down to its discriminator
+    by :func:`vocoder.training.callbacks.discriminator_checkpoint`. The recipe's ``discriminators`` must describe
+    the same networks; every key and shape must fit, else ``ValueError`` naming the difference.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"--init-discriminator {str(path)!r}: no such file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a corrupt file or not a torch checkpoint
+        raise ValueError(f"--init-discriminator {path}: not a readable training checkpoint ({e})") from e
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise ValueError(f"--init-discriminator {path}: expected a training checkpoint with a state_dict")
+    prefix = "discriminator."
+    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    if not state:
+        raise ValueError(f"--init-discriminator {path}: the checkpoint holds no discriminator weights")
+    theirs = (ckpt.get("hyper_parameters") or {}).get("recipe", {}).get("discriminators")
+    ours = module.recipe["discriminators"]
+    if theirs is not None and theirs != ours:
+        raise ValueError(f"--init-discriminator {path}: the checkpoint's discriminators {theirs} differ from the "
+                         f"recipe's {ours}")
+    own = module.discriminator.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in sorted(set(own) & set(state))
+              if state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches (e.g. {shapes[0]})")
+        raise ValueError(f"--init-discriminator {path} does not fit the recipe's discriminators: " + "; ".join(parts))
+    module.discriminator.load_state_dict(state)
+    log.info("discriminators initialised from %s (%.2fM parameters)", path,
+             sum(v.numel() for v in state.values()) / 1e6)
+
+
 def build_module(recipe: Mapping[str, Any], init: bool = True):
     """``(module, recipe)``: a :class:`GANVocoder` for ``recipe`` and the recipe it was built from.
 
@@ -159,12 +204,15 @@ def _module(recipe: Mapping[str, Any], gen_init: Optional[GeneratorInit]):
 
 def train(recipe: Mapping[str, Any], data: Union[str, Sequence[str]], val: Union[str, Sequence[str], None] = None,
           run_dir: "os.PathLike | str" = "runs/vocoder", resume: Optional[str] = None,
-          progress_bar: Optional[bool] = None, extra_callbacks: Sequence[pl.Callback] = ()) -> TrainResult:
+          progress_bar: Optional[bool] = None, extra_callbacks: Sequence[pl.Callback] = (),
+          init_discriminator: "os.PathLike | str | None" = None) -> TrainResult:
     """Train (or resume) ``recipe`` on ``data`` into ``run_dir``.
 
     ``resume``: a Lightning checkpoint path, ``"auto"`` (``RUN_DIR/checkpoints/last.ckpt`` when it exists) or
     ``None``. Resuming restores weights, optimiser and scheduler state, ``gan_step`` and the data position, and
-    takes precedence over ``generator.init`` (whose weights are then not loaded).
+    takes precedence over ``generator.init`` (whose weights are then not loaded) and ``init_discriminator``.
+    ``init_discriminator``: start the discriminators from a training checkpoint (see
+    :func:`load_discriminator_init`) instead of from scratch, so an adversarial phase continues where one stopped.
     """
     from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -186,6 +234,11 @@ def train(recipe: Mapping[str, Any], data: Union[str, Sequence[str]], val: Union
         save_recipe(recipe, run_dir / "recipe.yaml")
     pl.seed_everything(int(recipe["trainer"]["seed"]), workers=True, verbose=False)
     module = _module(recipe, gen_init)
+    if init_discriminator is not None:
+        if ckpt_path is not None:
+            log.info("resuming from %s: --init-discriminator %s is not loaded", ckpt_path, init_discriminator)
+        else:
+            load_discriminator_init(module, init_discriminator)
     dm = build_datamodule(recipe, data, val)
     trainer = build_trainer(recipe, run_dir, progress_bar=progress_bar, extra_callbacks=extra_callbacks)
     if ckpt_path is not None:

@@ -402,6 +402,8 @@ def test_resume_wins_over_init(audio_dir, tmp_path):
 def test_init_discriminator_continues_an_adversarial_phase(audio_dir, tmp_path, caplog):
     """A run's discriminators, cut down to a small file, start the next run (from the CLI): weights equal, then
     it trains; resume wins over it."""
+    import logging
+
     from vocoder.cli.main import main
     from vocoder.training.callbacks import discriminator_checkpoint, load_training_checkpoint
     from vocoder.training.runner import build_module, load_discriminator_init
@@ -425,14 +427,18 @@ def test_init_discriminator_continues_an_adversarial_phase(audio_dir, tmp_path, 
 
     recipe_path = tmp_path / "recipe.yaml"
     recipe_path.write_text((tmp_path / "first" / "recipe.yaml").read_text())
-    import logging
-
     caplog.set_level(logging.INFO, logger="vocoder")
     code = main(["train", "--config", str(recipe_path), "--data", str(audio_dir), "--out", str(tmp_path / "second"),
                  "--init-discriminator", str(cut), "trainer.max_steps=1"])
     assert code == 0
     assert any(f"discriminators initialised from {cut}" in rec.getMessage() for rec in caplog.records)
     assert load_training_checkpoint(tmp_path / "second" / "checkpoints" / "last.ckpt")["gan_step"] == 1
+    # resuming takes the discriminators from last.ckpt: the init file is not read again (here it is gone)
+    cut.unlink()
+    code = main(["train", "--out", str(tmp_path / "second"), "--data", str(audio_dir), "--resume", "auto",
+                 "--init-discriminator", str(cut), "trainer.max_steps=2"])
+    assert code == 0
+    assert load_training_checkpoint(tmp_path / "second" / "checkpoints" / "last.ckpt")["gan_step"] == 2
 
 
 def test_init_discriminator_that_does_not_fit_is_an_error(audio_dir, tmp_path):
@@ -449,13 +455,13 @@ def test_init_discriminator_that_does_not_fit_is_an_error(audio_dir, tmp_path):
     raw = torch.load(cut, weights_only=True)
     raw["hyper_parameters"] = {}
     torch.save(raw, tmp_path / "bare.pt")
-    with pytest.raises(ValueError, match="does not fit the recipe's discriminators: .*shape mismatches"):
+    with pytest.raises(ValueError, match="bare.pt does not fit the recipe's discriminators: .*shape mismatches"):
         load_discriminator_init(wider, tmp_path / "bare.pt")
     module, _ = build_module(r)
-    with pytest.raises(ValueError, match="no such file"):
+    with pytest.raises(ValueError, match="checkpoint file not found: .*missing.ckpt"):
         load_discriminator_init(module, tmp_path / "missing.ckpt")
     (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable training checkpoint"):
+    with pytest.raises(ValueError, match=r"junk.ckpt cannot be loaded with torch.load\(weights_only=True\)"):
         load_discriminator_init(module, tmp_path / "junk.ckpt")
     torch.save({"state_dict": {"generator.x": torch.zeros(1)}}, tmp_path / "gen_only.ckpt")
     with pytest.raises(ValueError, match="holds no discriminator weights"):

@@ -145,24 +145,22 @@ def load_discriminator_init(module, path: "os.PathLike | str") -> None:
     by :func:`vocoder.training.callbacks.discriminator_checkpoint`. The recipe's ``discriminators`` must describe
     the same networks; every key and shape must fit, else ``ValueError`` naming the difference.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"--init-discriminator {str(path)!r}: no such file")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a corrupt file or not a torch checkpoint
-        raise ValueError(f"--init-discriminator {path}: not a readable training checkpoint ({e})") from e
+    from ..checkpoints import _torch_load
+
+    source = f"--init-discriminator {path}"
+    ckpt = _torch_load(path)  # missing, unreadable or unsafe files -> ValueError
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
-        raise ValueError(f"--init-discriminator {path}: expected a training checkpoint with a state_dict")
+        raise ValueError(f"{source}: expected a training checkpoint with a state_dict")
     prefix = "discriminator."
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     if not state:
-        raise ValueError(f"--init-discriminator {path}: the checkpoint holds no discriminator weights")
+        raise ValueError(f"{source}: the checkpoint holds no discriminator weights")
     theirs = (ckpt.get("hyper_parameters") or {}).get("recipe", {}).get("discriminators")
     ours = module.recipe["discriminators"]
     if theirs is not None and theirs != ours:
-        raise ValueError(f"--init-discriminator {path}: the checkpoint's discriminators {theirs} differ from the "
-                         f"recipe's {ours}")
+        raise ValueError(f"{source}: the checkpoint's discriminators {theirs} differ from the recipe's {ours}")
+    # Not checkpoints.load_generator_state: it reads any ``weight_v`` as a weight-norm half, while MSD's
+    # spectral-norm layers hold ``weight_orig`` / ``weight_u`` / ``weight_v`` (a vector). Keys must match as saved.
     own = module.discriminator.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -176,7 +174,7 @@ def load_discriminator_init(module, path: "os.PathLike | str") -> None:
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
         if shapes:
             parts.append(f"{len(shapes)} shape mismatches (e.g. {shapes[0]})")
-        raise ValueError(f"--init-discriminator {path} does not fit the recipe's discriminators: " + "; ".join(parts))
+        raise ValueError(f"{source} does not fit the recipe's discriminators: " + "; ".join(parts))
     module.discriminator.load_state_dict(state)
     log.info("discriminators initialised from %s (%.2fM parameters)", path,
              sum(v.numel() for v in state.values()) / 1e6)

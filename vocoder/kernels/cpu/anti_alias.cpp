@@ -27,9 +27,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #if defined(__GNUC__)
@@ -37,6 +37,19 @@
 #else
 #define AA_INLINE inline
 #endif
+
+// float <-> bits. Not std::bit_cast: that is C++20, and torch < 2.14 builds extensions with -std=c++17.
+// A 4-byte memcpy folds to a register move, also inside vectorised loops.
+AA_INLINE uint32_t bits_of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  return u;
+}
+AA_INLINE float float_of(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
 
 namespace {
 
@@ -100,11 +113,11 @@ AA_INLINE void sincos_poly(float x, float& s, float& c) {
   // Quadrant fix-up with bit operations rather than branches or selects: GCC would otherwise sink the
   // unused polynomial into a branch and give up vectorising the caller's loop.
   const uint32_t swap = 0u - static_cast<uint32_t>(qi & 1);
-  const uint32_t bs = std::bit_cast<uint32_t>(sp), bc = std::bit_cast<uint32_t>(cp);
+  const uint32_t bs = bits_of(sp), bc = bits_of(cp);
   const uint32_t ss = (bc & swap) | (bs & ~swap);
   const uint32_t cc = (bs & swap) | (bc & ~swap);
-  s = std::bit_cast<float>(ss ^ (static_cast<uint32_t>(qi & 2) << 30));
-  c = std::bit_cast<float>(cc ^ (static_cast<uint32_t>((qi + 1) & 2) << 30));
+  s = float_of(ss ^ (static_cast<uint32_t>(qi & 2) << 30));
+  c = float_of(cc ^ (static_cast<uint32_t>((qi + 1) & 2) << 30));
 }
 
 // sin(x)^2, float, branch-free, with one polynomial instead of two: sin^2 has period pi, so with
@@ -116,7 +129,7 @@ AA_INLINE float sin2_poly(float x) {
   const float sp = sin_kernel(r, r * r);
   const float s2 = sp * sp, c2 = 1.0f - s2;
   const uint32_t odd = 0u - static_cast<uint32_t>(qi & 1);  // bit select, as in sincos_poly
-  return std::bit_cast<float>((std::bit_cast<uint32_t>(c2) & odd) | (std::bit_cast<uint32_t>(s2) & ~odd));
+  return float_of((bits_of(c2) & odd) | (bits_of(s2) & ~odd));
 }
 
 // ---- forward ------------------------------------------------------------------------------------

@@ -203,10 +203,16 @@ def _cli_args(run_dir, audio_dir, *extra):
 
 
 @pytest.mark.slow
-def test_sigterm_saves_then_resumes(audio_dir, tmp_path):
+@pytest.mark.parametrize("to_group", [False, True], ids=["main-process", "process-group"])
+def test_sigterm_saves_then_resumes(audio_dir, tmp_path, to_group):
+    """SIGTERM to the trainer alone, or to its whole process group with a DataLoader worker in it (what SLURM's
+    preemption and `timeout` do): either way last.ckpt is written and the run resumes from it."""
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen(_cli_args(run_dir, audio_dir, "trainer.max_steps=100000", "trainer.log_every_n_steps=1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_cli_env(), cwd=tmp_path)
+    extra = ["data.num_workers=1"] if to_group else []
+    proc = subprocess.Popen(_cli_args(run_dir, audio_dir, "trainer.max_steps=100000", "trainer.log_every_n_steps=1",
+                                      *extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_cli_env(), cwd=tmp_path,
+                            start_new_session=to_group)
     lines = []
     deadline = time.time() + 120
     try:
@@ -215,7 +221,10 @@ def test_sigterm_saves_then_resumes(audio_dir, tmp_path):
             if "step 2/100000" in line or time.time() > deadline:
                 break
         assert any("step 2/100000" in l for l in lines), "".join(lines[-30:])
-        proc.send_signal(signal.SIGTERM)
+        if to_group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
         rest, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:

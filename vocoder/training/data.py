@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import math
 import os
+import signal
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence, Union
 
@@ -50,6 +51,13 @@ PathLike = Union[str, os.PathLike]
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: below this a file is digital silence (or a DC-free blank)
 LOG_MEL_FLOOR = math.log(1e-5)  # value of a silent frame in our log-mel (spectral_normalize's clamp)
+
+
+def _ignore_sigterm(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: workers ignore SIGTERM. SLURM's preemption and ``timeout`` signal the whole
+    process group; a worker killed by it would make the trainer fail before it writes ``last.ckpt``. The trainer
+    handles the signal and then stops its workers itself."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def list_audio_files(source: Union[PathLike, Sequence[PathLike]]) -> list[Path]:
@@ -493,7 +501,7 @@ class VocoderDataModule(pl.LightningDataModule):
         dataset = SegmentDataset(self.train_store, self.segment_length, seed=self.seed)
         loader = _ResumableLoader(dataset, batch_size=self.batch_size, sampler=self._sampler, drop_last=True,
                                   num_workers=self.num_workers, pin_memory=self.pin_memory,
-                                  persistent_workers=self.num_workers > 0)
+                                  persistent_workers=self.num_workers > 0, worker_init_fn=_ignore_sigterm)
         loader._datamodule = self
         self._train_loader = loader
         return loader
@@ -502,7 +510,8 @@ class VocoderDataModule(pl.LightningDataModule):
         self.setup("validate")
         max_samples = int(self.val_max_seconds * self.mel_config.sample_rate)
         return DataLoader(ClipDataset(self.val_store, max_samples), batch_size=1, shuffle=False,
-                          num_workers=min(self.num_workers, 1), pin_memory=self.pin_memory)
+                          num_workers=min(self.num_workers, 1), pin_memory=self.pin_memory,
+                          worker_init_fn=_ignore_sigterm)
 
     # ---- resume -----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

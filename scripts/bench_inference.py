@@ -8,7 +8,8 @@ the key names are the same), weight norm folded. For each device it prints the r
 time / audio time, lower is better) of ours with kernels, ours with ``VOCODER_KERNELS=0`` (plain PyTorch),
 and the official model (on CUDA with ``use_cuda_kernel=True`` when its kernel builds), the speed-up of ours
 over the official one, and the largest absolute difference of the waveforms. Timings: best of ``--repeat``,
-interleaved, in one process, plus the median (and range) of the per-round ratios.
+interleaved, in one process, plus the median (and range) of the per-round ratios. The waveforms compared are
+computed with TF32 off; the timed runs use torch's defaults (on CUDA, cuDNN convolutions in TF32).
 """
 
 from __future__ import annotations
@@ -78,6 +79,19 @@ def timed(fn, sync) -> float:
     return time.perf_counter() - t
 
 
+@contextlib.contextmanager
+def exact_fp32():
+    """TF32 off. On CUDA, cuDNN convolutions may run in TF32 by default (10-bit mantissa), and the plain-torch
+    path runs the anti-aliasing filters as such convolutions while the fused kernel does not; the outputs compared
+    for max|diff| are computed in full float32 so that the number measures the kernel, not TF32."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def bench(name: str, device: str, seconds: float, repeat: int) -> None:
     preset = get_preset(MODELS[name])
     torch.manual_seed(0)
@@ -96,12 +110,15 @@ def bench(name: str, device: str, seconds: float, repeat: int) -> None:
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     with torch.inference_mode():
-        with kernels(True):
-            y_ours = ours(mel)
-            run_ours = lambda: ours(mel)  # noqa: E731
-        with kernels(False):
-            y_ref = ours(mel)
-        y_off = official(mel)
+        with exact_fp32():
+            with kernels(True):
+                y_ours = ours(mel)
+            with kernels(False):
+                y_ref = ours(mel)
+            y_off = official(mel)
+        run_ours = lambda: ours(mel)  # noqa: E731
+        with kernels(True):  # warm-up at the timing settings
+            ours(mel)
         rounds = []  # (ours, reference, official) seconds, one round each, interleaved
         for _ in range(repeat):
             with kernels(True):

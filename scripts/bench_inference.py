@@ -6,7 +6,8 @@
 Both models get the same weights (ours, randomly initialised, loaded into the official class by state dict:
 the key names are the same), weight norm folded. For each device it prints the real-time factor (compute
 time / audio time, lower is better) of ours with kernels, ours with ``VOCODER_KERNELS=0`` (plain PyTorch),
-and the official model (on CUDA with ``use_cuda_kernel=True`` when its kernel builds), the speed-up of ours
+and the official model (on CUDA with ``use_cuda_kernel=True``: its kernel, built for the GPU's architecture by
+:func:`build_official_kernel`, falling back to its torch path when that fails), the speed-up of ours
 over the official one, and the largest absolute difference of the waveforms. Timings: best of ``--repeat``,
 interleaved, in one process, plus the median (and range) of the per-round ratios. The waveforms compared are
 computed with TF32 off; the timed runs use torch's defaults (on CUDA, cuDNN convolutions in TF32).
@@ -43,6 +44,51 @@ def kernels(enabled: bool):
             os.environ["VOCODER_KERNELS"] = old
 
 
+def build_official_kernel(build_dir=None):
+    """Build the official package's CUDA kernel for this GPU's architecture and make its import use it.
+
+    ``bigvgan``'s own build asks nvcc for ``compute_70`` (and ``sm_80``), which CUDA 13 no longer supports, so on a
+    current toolkit its kernel never builds. This builds the same sources with the same flags (``-O3
+    --use_fast_math`` and its half-precision defines), only for ``sm_<arch>`` instead, into ``build_dir`` (default:
+    our kernel cache), and points ``bigvgan.alias_free_activation.cuda.load.load`` at the result. Needs nvcc, not a
+    GPU. Returns the extension module."""
+    import pathlib
+
+    from bigvgan.alias_free_activation.cuda import load as official_load
+    from torch.utils import cpp_extension
+
+    from vocoder.kernels import build
+
+    src = pathlib.Path(official_load.__file__).parent
+    arch = build.default_cuda_arch()
+    out = pathlib.Path(build_dir) if build_dir else build.cache_root() / f"bigvgan_official_sm{arch}"
+    out.mkdir(parents=True, exist_ok=True)
+    home = build.cuda_home()
+    if home is None:
+        raise RuntimeError("no CUDA toolkit (nvcc) found")
+    # Its .cu includes ATen/cuda/CUDAContext.h, which wants cuSPARSE/cuBLAS headers; a toolkit without them can
+    # use those of the pip-installed CUDA libraries that torch depends on.
+    includes = []
+    try:
+        import nvidia
+
+        includes = [str(d) for root in nvidia.__path__ for d in pathlib.Path(root).glob("*/include") if d.is_dir()]
+    except ImportError:
+        pass
+    with build._cpp_extension_cuda_home(home):
+        ext = cpp_extension.load(
+            extra_include_paths=includes,
+            name="anti_alias_activation_cuda", build_directory=str(out),
+            sources=[str(src / "anti_alias_activation.cpp"), str(src / "anti_alias_activation_cuda.cu")],
+            extra_cflags=["-O3"],
+            extra_cuda_cflags=["-O3", "-gencode", f"arch=compute_{arch},code=sm_{arch}", "--use_fast_math",
+                               "-U__CUDA_NO_HALF_OPERATORS__", "-U__CUDA_NO_HALF_CONVERSIONS__",
+                               "--expt-relaxed-constexpr", "--expt-extended-lambda"],
+            verbose=False)
+    official_load.load = lambda: ext
+    return ext
+
+
 def official_model(ours, device: str):
     import bigvgan
     from bigvgan.env import AttrDict
@@ -59,6 +105,7 @@ def official_model(ours, device: str):
     model = None
     if device == "cuda":
         try:
+            build_official_kernel()
             model = bigvgan.BigVGAN(h, use_cuda_kernel=True)
             note = " (official CUDA kernel)"
         except Exception as exc:  # its JIT build may fail; fall back to its torch path

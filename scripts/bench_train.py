@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Seconds per full GAN training step on CPU (float32), ours against a peer measured in the same run.
+"""Seconds per full GAN training step (float32, CPU or CUDA), ours against a peer measured in the same run.
 
 One step = generator forward, discriminator forward + backward + optimiser step, generator losses
 (adversarial + feature matching + mel L1) + backward + optimiser step, gradient clipping on both sides.
@@ -10,7 +10,10 @@ Recipes:
            MelSpectrogramLoss, DiscriminatorAdversarialLoss, stepped as ParallelWaveGAN's trainer does
            (generator first; ``--pwg-recompute`` adds the trainer's default re-generation before the D step).
   bigvgan  BigVGAN base (22 kHz, 80 bands) + MPD + MRD (batch 4 x 8192) vs the ``bigvgan`` package's
-           BigVGAN + MultiPeriodDiscriminator + MultiResolutionDiscriminator + loss.py, stepped as its train.py.
+           BigVGAN + MultiPeriodDiscriminator + MultiResolutionDiscriminator + loss.py, stepped as its train.py
+           (its torch activation: NVIDIA's CUDA kernel is forward-only and cannot train).
+  bigvgan_kernels  ours BigVGAN base + MPD + MRD (batch 4 x 8192) with the fused activation kernels against
+           the same step with the PyTorch reference activation (``VOCODER_KERNELS=0``): what the kernels buy training.
 
 Our step runs the discriminator once on ``cat([real, fake])`` in the D step and, in the G step, judges
 the real audio under ``no_grad`` with the discriminator's parameters frozen (same generator gradients).
@@ -18,6 +21,7 @@ the real audio under ``no_grad`` with the discriminator's parameters frozen (sam
 Timing: one warm-up step each, then the two alternate step by step (so machine load hits both alike);
 the median step time is reported. Example quick run:
     python scripts/bench_train.py --batch 2 --segment 8192 --steps 2 --recipes hifigan,bigvgan
+On a GPU: ``--device cuda --steps 20 --warmup 3``.
 """
 from __future__ import annotations
 
@@ -43,18 +47,18 @@ from vocoder.losses import (MelL1Loss, discriminator_adversarial_loss, feature_m
 
 W_MEL, W_FM, W_ADV = 45.0, 2.0, 1.0
 CLIP = 1000.0
-DEFAULT_BATCH = {"hifigan": 16, "bigvgan": 4}
+DEFAULT_BATCH = {"hifigan": 16, "bigvgan": 4, "bigvgan_kernels": 4}
 
 
 def _adamw(params):
     return torch.optim.AdamW(params, lr=2e-4, betas=(0.8, 0.99))
 
 
-def _inputs(batch, segment, hop, n_mels, seed=0):
+def _inputs(batch, segment, hop, n_mels, device="cpu", seed=0):
     g = torch.Generator().manual_seed(seed)
     mel = torch.randn(batch, n_mels, segment // hop, generator=g) - 5.0
     wav = (0.3 * torch.randn(batch, 1, segment, generator=g)).clamp(-1, 1)
-    return mel, wav
+    return mel.to(device), wav.to(device)
 
 
 def _n_params(*modules):
@@ -64,15 +68,15 @@ def _n_params(*modules):
 # ------------------------------------------------------------------------------------------------ ours
 
 
-def our_step_fn(preset: str, disc_names, batch: int, segment: int):
-    gen = build_generator(preset)
+def our_step_fn(preset: str, disc_names, batch: int, segment: int, device: str = "cpu"):
+    gen = build_generator(preset).to(device)
     p = get_preset(preset)
     # HiFi-GAN / BigVGAN v1 compute the loss mel with fmax=None ("fmax_for_loss")
     loss_mel_cfg = MelConfig(**{**p.mel.to_dict(), "fmax": None})
-    disc = CombinedDiscriminator([build_discriminator(n) for n in disc_names])
-    mel_loss = MelL1Loss(loss_mel_cfg)
+    disc = CombinedDiscriminator([build_discriminator(n) for n in disc_names]).to(device)
+    mel_loss = MelL1Loss(loss_mel_cfg).to(device)
     opt_g, opt_d = _adamw(gen.parameters()), _adamw(disc.parameters())
-    mel, wav = _inputs(batch, segment, gen.hop_length, gen.n_mels)
+    mel, wav = _inputs(batch, segment, gen.hop_length, gen.n_mels, device)
     d_params = list(disc.parameters())
     gen.train(), disc.train()
 
@@ -109,7 +113,7 @@ def our_step_fn(preset: str, disc_names, batch: int, segment: int):
 # ------------------------------------------------------------------------------------------------ peers
 
 
-def pwg_hifigan_step_fn(batch: int, segment: int, recompute: bool):
+def pwg_hifigan_step_fn(batch: int, segment: int, recompute: bool, device: str = "cpu"):
     import scipy.signal
     import scipy.signal.windows
     scipy.signal.kaiser = scipy.signal.windows.kaiser  # parallel_wavegan imports a name scipy removed
@@ -122,15 +126,15 @@ def pwg_hifigan_step_fn(batch: int, segment: int, recompute: bool):
     gen = HiFiGANGenerator(in_channels=80, out_channels=1, channels=128, kernel_size=7,
                            upsample_scales=(8, 8, 2, 2), upsample_kernel_sizes=(16, 16, 4, 4),
                            resblock_kernel_sizes=(3, 7, 11), resblock_dilations=[(1, 3, 5)] * 3,
-                           use_additional_convs=True)
-    disc = HiFiGANMultiScaleMultiPeriodDiscriminator()
+                           use_additional_convs=True).to(device)
+    disc = HiFiGANMultiScaleMultiPeriodDiscriminator().to(device)
     gen_adv = GeneratorAdversarialLoss(average_by_discriminators=False, loss_type="mse")
     dis_adv = DiscriminatorAdversarialLoss(average_by_discriminators=False, loss_type="mse")
     fm_loss = FeatureMatchLoss(average_by_layers=False, average_by_discriminators=False)
     mel_loss = MelSpectrogramLoss(fs=22050, fft_size=1024, hop_size=256, win_length=None, window="hann",
-                                  num_mels=80, fmin=0, fmax=None)
+                                  num_mels=80, fmin=0, fmax=None).to(device)
     opt_g, opt_d = _adamw(gen.parameters()), _adamw(disc.parameters())
-    x, y = _inputs(batch, segment, 256, 80)
+    x, y = _inputs(batch, segment, 256, 80, device)
     gen.train(), disc.train()
 
     def step():  # ParallelWaveGAN's Trainer._train_step for HiFi-GAN configs
@@ -162,7 +166,7 @@ def pwg_hifigan_step_fn(batch: int, segment: int, recompute: bool):
     return step, _n_params(gen), _n_params(disc)
 
 
-def bigvgan_step_fn(batch: int, segment: int):
+def bigvgan_step_fn(batch: int, segment: int, device: str = "cpu"):
     from bigvgan.bigvgan import BigVGAN
     from bigvgan.discriminators import MultiPeriodDiscriminator, MultiResolutionDiscriminator
     from bigvgan.env import AttrDict
@@ -179,11 +183,11 @@ def bigvgan_step_fn(batch: int, segment: int):
         win_size=1024, fmin=0, fmax=8000, fmax_for_loss=None,
     ))
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints while building
-        gen = BigVGAN(h, use_cuda_kernel=False)
-        mpd, mrd = MultiPeriodDiscriminator(h), MultiResolutionDiscriminator(h)
+        gen = BigVGAN(h, use_cuda_kernel=False).to(device)
+        mpd, mrd = MultiPeriodDiscriminator(h).to(device), MultiResolutionDiscriminator(h).to(device)
     opt_g = _adamw(gen.parameters())
     opt_d = _adamw(list(mrd.parameters()) + list(mpd.parameters()))
-    x, y = _inputs(batch, segment, 256, 80)
+    x, y = _inputs(batch, segment, 256, 80, device)
     mel_args = (h.n_fft, h.num_mels, h.sampling_rate, h.hop_size, h.win_size, h.fmin, h.fmax_for_loss)
     y_mel = mel_spectrogram(y.squeeze(1), *mel_args)  # the data loader's job in BigVGAN
     gen.train(), mpd.train(), mrd.train()
@@ -221,10 +225,32 @@ def bigvgan_step_fn(batch: int, segment: int):
 # ------------------------------------------------------------------------------------------------ timing
 
 
+def with_kernels(step, enabled: bool):
+    """``step`` run with ``VOCODER_KERNELS`` set for its duration (the dispatcher reads it at every call)."""
+    def run():
+        old = os.environ.get("VOCODER_KERNELS")
+        os.environ["VOCODER_KERNELS"] = "1" if enabled else "0"
+        try:
+            return step()
+        finally:
+            if old is None:
+                del os.environ["VOCODER_KERNELS"]
+            else:
+                os.environ["VOCODER_KERNELS"] = old
+    return run
+
+
+def _sync():
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def _time(step):
     """(wall seconds, process CPU seconds) of one step; CPU time is the steadier number on a shared machine."""
+    _sync()
     t, c = time.perf_counter(), time.process_time()
-    losses = step()
+    losses = step()  # float(loss) waits for the device too
+    _sync()
     dt, dc = time.perf_counter() - t, time.process_time() - c
     if not all(map(lambda v: v == v and abs(v) < float("inf"), losses)):
         raise RuntimeError(f"non-finite loss {losses}")
@@ -254,7 +280,8 @@ def run_pair(name, ours, peer, steps, warmup):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recipes", default="hifigan,bigvgan", help="comma list of: hifigan, bigvgan")
+    ap.add_argument("--recipes", default="hifigan,bigvgan", help="comma list of: hifigan, bigvgan, bigvgan_kernels")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--batch", type=int, default=None, help="batch size (default 16 for hifigan, 4 for bigvgan)")
     ap.add_argument("--segment", type=int, default=8192, help="samples per item (multiple of 256)")
     ap.add_argument("--steps", type=int, default=3, help="timed steps per model")
@@ -269,23 +296,36 @@ def main(argv=None) -> int:
     bad = [r for r in recipes if r not in DEFAULT_BATCH]
     if bad:
         ap.error(f"unknown recipes {bad}; choose from {sorted(DEFAULT_BATCH)}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: torch sees no CUDA device")
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")  # deprecation chatter from the peers
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 CPU, "
+    where = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32 {where}, "
           f"load average {os.getloadavg()[0]:.1f}", flush=True)
     results = []
     for r in recipes:
         batch = args.batch or DEFAULT_BATCH[r]
         if r == "hifigan":
-            ours = our_step_fn("hifigan_v2", ["mpd", "msd"], batch, args.segment)
-            peer = pwg_hifigan_step_fn(batch, args.segment, args.pwg_recompute)
+            ours = our_step_fn("hifigan_v2", ["mpd", "msd"], batch, args.segment, args.device)
+            peer = pwg_hifigan_step_fn(batch, args.segment, args.pwg_recompute, args.device)
             label = f"HiFi-GAN V2 + MPD + MSD vs ParallelWaveGAN{' (recompute)' if args.pwg_recompute else ''}"
-        else:
-            ours = our_step_fn("bigvgan_base_22khz_80band", ["mpd", "mrd"], batch, args.segment)
-            peer = bigvgan_step_fn(batch, args.segment)
+        elif r == "bigvgan":
+            ours = our_step_fn("bigvgan_base_22khz_80band", ["mpd", "mrd"], batch, args.segment, args.device)
+            peer = bigvgan_step_fn(batch, args.segment, args.device)
             label = "BigVGAN base + MPD + MRD vs bigvgan package"
+        else:  # same step, same weights and data, fused kernels on vs off
+            torch.manual_seed(0)
+            step, n_g, n_d = our_step_fn("bigvgan_base_22khz_80band", ["mpd", "mrd"], batch, args.segment,
+                                         args.device)
+            torch.manual_seed(0)
+            ref_step, _, _ = our_step_fn("bigvgan_base_22khz_80band", ["mpd", "mrd"], batch, args.segment,
+                                         args.device)
+            ours = (with_kernels(step, True), n_g, n_d)
+            peer = (with_kernels(ref_step, False), n_g, n_d)
+            label = "BigVGAN base + MPD + MRD, fused vs reference activation"
         results.append((label, batch) + run_pair(r, ours, peer, args.steps, args.warmup))
         del ours, peer
     print(f"\nload average {os.getloadavg()[0]:.1f}")

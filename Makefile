@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 export CUDA_HOME ?= /usr/local/cuda
 
-.PHONY: setup setup-test kernels test
+.PHONY: setup setup-test kernels test gpu-checks
 
 setup:
 	$(PIP) install -q -e .
@@ -20,3 +20,11 @@ kernels:
 
 test: setup-test kernels
 	$(PYTHON) -m pytest -q
+
+# On a machine with a CUDA GPU (after `make setup-test`): the kernel and inference tests, which run their GPU
+# cases there, and the GPU benchmarks, each printing its ratio against the peer measured in the same run.
+gpu-checks: kernels
+	$(PYTHON) -m pytest -q -rs tests/test_kernels.py tests/test_inference.py
+	$(PYTHON) scripts/bench_kernels.py --device cuda --repeat 5
+	$(PYTHON) scripts/bench_inference.py --devices cuda --models base,v2_24k --seconds 10 --repeat 5
+	$(PYTHON) scripts/bench_train.py --device cuda --recipes bigvgan_kernels,bigvgan --steps 20 --warmup 3

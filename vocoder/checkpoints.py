@@ -13,6 +13,10 @@ Official formats read here:
 * BigVGAN folder: ``config.json`` + ``bigvgan_generator.pt`` holding ``{"generator": state_dict}``.
 * HiFi-GAN (jik876/hifi-gan) generator file such as ``g_02500000`` holding ``{"generator": state_dict}``,
   with its ``config.json`` next to it (or given).
+* ParallelWaveGAN (kan-bayashi) training folder: ``config.yml`` + ``checkpoint-<N>steps.pkl`` (``{"model":
+  {"generator": state_dict, ...}, ...}``) + the feature statistics ``stats.h5`` (or ``stats.npy``), for its
+  ``HiFiGANGenerator`` and (single-band) ``MelGANGenerator``. Its generators take standardised log10 mels; the
+  imported generator gets an ``input_norm`` layer holding the statistics, so it takes our log-mel like any other.
 
 A state dict may spell a weight-normed weight three ways: ``weight_g``/``weight_v`` (``torch.nn.utils.weight_norm``,
 what the official code trains with), ``parametrizations.weight.original0``/``original1`` (the newer torch API),
@@ -39,8 +43,8 @@ from .utils import atomic_torch_save, atomic_write_bytes
 
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "load_generator_state",
-    "fold_weight_norm", "import_bigvgan", "import_hifigan", "export_bigvgan", "export_hifigan",
-    "checkpoint_kind",
+    "fold_weight_norm", "import_bigvgan", "import_hifigan", "import_parallel_wavegan", "export_bigvgan",
+    "export_hifigan", "checkpoint_kind",
 ]
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,7 @@ PathLike = Union[str, os.PathLike]
 
 BIGVGAN_WEIGHTS = "bigvgan_generator.pt"
 CONFIG_JSON = "config.json"
+PWG_CONFIG = "config.yml"
 
 # The three spellings of one weight; all map to the logical key ``<prefix>weight``.
 _WN_G = ("weight_g", "parametrizations.weight.original0")
@@ -341,20 +346,38 @@ def _check_mel_fits(generator: nn.Module, mel: MelConfig, source: str) -> None:
 
 
 def checkpoint_kind(path: PathLike) -> str:
-    """What ``path`` holds, without loading weights: ``"bigvgan_folder"``, ``"hifigan_folder"`` or ``"file"``."""
+    """What ``path`` holds, without loading weights: ``"bigvgan_folder"``, ``"hifigan_folder"``,
+    ``"pwg_folder"``, ``"pwg_file"`` or ``"file"``."""
     path = Path(path)
     if path.is_dir():
         if (path / BIGVGAN_WEIGHTS).is_file():
             return "bigvgan_folder"
         if _latest_hifigan_file(path) is not None:
             return "hifigan_folder"
+        if _latest_pwg_file(path) is not None:
+            return "pwg_folder"
         raise ValueError(
-            f"folder {path} holds no generator: expected {BIGVGAN_WEIGHTS} (+ {CONFIG_JSON}) for BigVGAN or a "
-            f"g_XXXXXXXX file (+ {CONFIG_JSON}) for HiFi-GAN; found {sorted(p.name for p in path.iterdir())[:10]}"
+            f"folder {path} holds no generator: expected {BIGVGAN_WEIGHTS} (+ {CONFIG_JSON}) for BigVGAN, a "
+            f"g_XXXXXXXX file (+ {CONFIG_JSON}) for HiFi-GAN or checkpoint-<N>steps.pkl (+ {PWG_CONFIG}) for "
+            f"ParallelWaveGAN; found {sorted(p.name for p in path.iterdir())[:10]}"
         )
     if path.is_file():
+        if path.suffix == ".pkl" and (path.parent / PWG_CONFIG).is_file():
+            return "pwg_file"
         return "file"
     raise ValueError(f"model path not found: {path}")
+
+
+def _latest_pwg_file(folder: Path) -> Optional[Path]:
+    """ParallelWaveGAN's newest ``checkpoint-<N>steps.pkl`` in ``folder`` (by N), if its config.yml is there."""
+    if not (folder / PWG_CONFIG).is_file():
+        return None
+    found = []
+    for p in folder.glob("checkpoint-*steps.pkl"):
+        m = re.fullmatch(r"checkpoint-(\d+)steps\.pkl", p.name)
+        if m and p.is_file():
+            found.append((int(m.group(1)), p))
+    return max(found)[1] if found else None
 
 
 def _latest_hifigan_file(folder: Path) -> Optional[Path]:
@@ -375,6 +398,8 @@ def load_checkpoint(path: PathLike, map_location="cpu", config: Union[PathLike, 
         ``(generator, mel_config, meta)``; the generator is in eval mode, weight norm as the class builds it.
     """
     kind = checkpoint_kind(path)
+    if kind in ("pwg_folder", "pwg_file"):
+        return import_parallel_wavegan(path, config=config, map_location=map_location)
     if kind == "bigvgan_folder":
         return import_bigvgan(path, config=config, map_location=map_location)
     if kind == "hifigan_folder":
@@ -490,6 +515,200 @@ def import_hifigan(path: PathLike, config: Union[PathLike, Mapping, None] = None
     return generator, mel, meta
 
 
+# ------------------------------------------------------------------------------------------- ParallelWaveGAN
+# Constructor defaults of ParallelWaveGAN's generators (parallel_wavegan/models/{hifigan,melgan}.py); a config.yml
+# lists only what it changes.
+_PWG_DEFAULTS = {
+    "HiFiGANGenerator": dict(
+        in_channels=80, out_channels=1, channels=512, kernel_size=7, upsample_scales=(8, 8, 2, 2),
+        upsample_kernel_sizes=(16, 16, 4, 4), resblock_kernel_sizes=(3, 7, 11),
+        resblock_dilations=[(1, 3, 5), (1, 3, 5), (1, 3, 5)], use_additional_convs=True, bias=True,
+        nonlinear_activation="LeakyReLU", nonlinear_activation_params={"negative_slope": 0.1},
+        use_causal_conv=False, use_weight_norm=True),
+    "MelGANGenerator": dict(
+        in_channels=80, out_channels=1, kernel_size=7, channels=512, bias=True, upsample_scales=[8, 8, 2, 2],
+        stack_kernel_size=3, stacks=3, nonlinear_activation="LeakyReLU",
+        nonlinear_activation_params={"negative_slope": 0.2}, pad="ReflectionPad1d", pad_params={},
+        use_final_nonlinear_activation=True, use_weight_norm=True, use_causal_conv=False),
+}
+# Settings our generators have fixed (what the official HiFi-GAN / MelGAN use): anything else cannot be imported.
+_PWG_FIXED = {
+    "HiFiGANGenerator": dict(out_channels=1, kernel_size=7, bias=True, nonlinear_activation="LeakyReLU",
+                             nonlinear_activation_params={"negative_slope": 0.1}, use_causal_conv=False),
+    "MelGANGenerator": dict(out_channels=1, kernel_size=7, bias=True, stack_kernel_size=3,
+                            nonlinear_activation="LeakyReLU", nonlinear_activation_params={"negative_slope": 0.2},
+                            pad="ReflectionPad1d", pad_params={}, use_final_nonlinear_activation=True,
+                            use_causal_conv=False),
+}
+
+
+def _pwg_generator_config(h: Mapping[str, Any], where: str):
+    """(registry name, our config) for a ParallelWaveGAN ``config.yml``; ValueError naming what cannot be mapped."""
+    from .generators.hifigan import HiFiGANConfig
+    from .generators.melgan import MelGANConfig
+
+    kind = h.get("generator_type", "ParallelWaveGANGenerator")
+    if kind not in _PWG_DEFAULTS:
+        raise ValueError(f"{where}: generator_type {kind} is not supported (importable: {sorted(_PWG_DEFAULTS)})")
+    params = {**_PWG_DEFAULTS[kind], **dict(h.get("generator_params") or {})}
+    unknown = sorted(set(params) - set(_PWG_DEFAULTS[kind]))
+    if unknown:
+        raise ValueError(f"{where}: {kind} parameters {unknown} are not supported")
+    off = {k: params[k] for k, v in _PWG_FIXED[kind].items() if params[k] != v}
+    if off:
+        extra = " (out_channels > 1 is multi-band MelGAN, which needs PQMF synthesis)" if "out_channels" in off else ""
+        raise ValueError(f"{where}: {kind} with {off} cannot be imported; supported: {_PWG_FIXED[kind]}{extra}")
+    n_mels = int(params["in_channels"])
+    if kind == "HiFiGANGenerator":
+        rates, kernels = tuple(params["upsample_scales"]), tuple(params["upsample_kernel_sizes"])
+        # Its transposed convs pad u//2 + u%2 (output_padding u%2); ours pad (k-u)//2: the same layer when k = 2u
+        # with u even (and ParallelWaveGAN needs k = 2u for its output length anyway).
+        bad = [(u, k) for u, k in zip(rates, kernels) if u % 2 or k != 2 * u]
+        if bad:
+            raise ValueError(f"{where}: upsampling (scale, kernel) {bad} differ from the kernel = 2 x scale (even "
+                             f"scale) layers our HiFi-GAN builds")
+        dil = params["resblock_dilations"]
+        cfg = HiFiGANConfig(n_mels=n_mels, upsample_rates=rates, upsample_kernel_sizes=kernels,
+                            upsample_initial_channel=int(params["channels"]),
+                            resblock="1" if params["use_additional_convs"] else "2",
+                            resblock_kernel_sizes=tuple(params["resblock_kernel_sizes"]),
+                            resblock_dilation_sizes=tuple(tuple(d) for d in dil), input_norm="log10_standardize")
+        return "hifigan", cfg
+    ratios = tuple(int(r) for r in params["upsample_scales"])
+    channels = int(params["channels"])
+    if channels % 2 ** len(ratios):
+        raise ValueError(f"{where}: MelGAN channels {channels} must be divisible by 2**{len(ratios)}")
+    cfg = MelGANConfig(n_mels=n_mels, ngf=channels // 2 ** len(ratios), ratios=ratios,
+                       n_residual_layers=int(params["stacks"]), input_norm="log10_standardize")
+    return "melgan", cfg
+
+
+def _pwg_mel_config(h: Mapping[str, Any], where: str) -> MelConfig:
+    if h.get("window", "hann") != "hann":
+        raise ValueError(f"{where}: window {h.get('window')!r} is not supported (our front end uses hann)")
+    if float(h.get("global_gain_scale", 1.0)) != 1.0:
+        raise ValueError(f"{where}: global_gain_scale {h['global_gain_scale']} is not supported (the model was "
+                         f"trained on rescaled audio)")
+    sr = int(h["sampling_rate"])
+    n_fft = int(h["fft_size"])
+    return MelConfig(sample_rate=sr, n_fft=n_fft, hop_length=int(h["hop_size"]),
+                     win_length=int(h.get("win_length") or n_fft), n_mels=int(h["num_mels"]),
+                     fmin=float(h.get("fmin") or 0.0), fmax=float(h.get("fmax") or sr / 2))
+
+
+def _pwg_stats(folder: Path, stats: Optional[PathLike], n_mels: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(mean, scale) from ParallelWaveGAN's ``stats.h5`` (datasets ``mean``, ``scale``) or ``stats.npy`` ([2, n])."""
+    import numpy as np
+
+    if stats is None:
+        found = [folder / n for n in ("stats.h5", "stats.npy") if (folder / n).is_file()]
+        if not found:
+            raise ValueError(f"no stats.h5 or stats.npy in {folder}: ParallelWaveGAN models need the feature "
+                             f"statistics they were trained with (pass stats=...)")
+        stats = found[0]
+    stats = Path(stats)
+    try:
+        if stats.suffix == ".npy":
+            arr = np.load(stats)
+            mean, scale = arr[0], arr[1]
+        else:
+            try:
+                import h5py
+            except ImportError:
+                raise ValueError(f"reading {stats} needs h5py (pip install h5py)") from None
+            with h5py.File(stats, "r") as f:
+                mean, scale = f["mean"][()], f["scale"][()]
+    except ValueError:
+        raise
+    except Exception as e:  # missing datasets, a corrupt file
+        raise ValueError(f"cannot read feature statistics from {stats}: {type(e).__name__}: {e}") from None
+    mean = torch.as_tensor(np.asarray(mean, dtype=np.float32).reshape(-1))
+    scale = torch.as_tensor(np.asarray(scale, dtype=np.float32).reshape(-1))
+    if mean.numel() != n_mels or scale.numel() != n_mels:
+        raise ValueError(f"{stats}: statistics for {mean.numel()} / {scale.numel()} bands, the model takes {n_mels}")
+    if not bool(torch.isfinite(mean).all() and torch.isfinite(scale).all() and (scale > 0).all()):
+        raise ValueError(f"{stats}: mean/scale must be finite with scale > 0")
+    return mean, scale
+
+
+def _rename_by_position(theirs: Mapping[str, torch.Tensor], ours: Mapping[str, torch.Tensor],
+                        where: str) -> Dict[str, torch.Tensor]:
+    """Give ``theirs`` our key names, layer by layer in order (the architectures are the same; the names are not):
+    weight-norm halves, plain weights and biases keep their kind. ValueError if the layers do not line up."""
+    def layers(sd):
+        out: Dict[str, Dict[str, Tuple[str, torch.Tensor]]] = {}
+        for k, v in sd.items():
+            lk, kind = _logical_key(k)
+            module = lk.rsplit(".", 1)[0] if "." in lk else ""
+            out.setdefault(module, {})[k] = (kind, v)
+        return out
+
+    t_layers, o_layers = layers(theirs), layers(ours)
+    if len(t_layers) != len(o_layers):
+        raise ValueError(f"{where}: the checkpoint has {len(t_layers)} layers, the configured generator "
+                         f"{len(o_layers)}: config.yml does not describe this checkpoint")
+    mapped = {}
+    for (t_mod, t_entries), o_mod in zip(t_layers.items(), o_layers):
+        for key in t_entries:
+            suffix = key[len(t_mod) + 1:] if t_mod else key
+            mapped[f"{o_mod}.{suffix}" if o_mod else suffix] = t_entries[key][1]
+    return mapped
+
+
+def import_parallel_wavegan(path: PathLike, config: Union[PathLike, Mapping, None] = None, map_location="cpu",
+                            stats: Optional[PathLike] = None) -> Tuple[nn.Module, MelConfig, dict]:
+    """Read a ParallelWaveGAN (kan-bayashi) ``HiFiGANGenerator`` / ``MelGANGenerator`` checkpoint.
+
+    Args:
+        path: its training folder (``config.yml``, ``checkpoint-<N>steps.pkl``: the newest is used, ``stats.h5``)
+            or one ``.pkl`` file with ``config.yml`` next to it.
+        config: ``config.yml`` path or dict, if not next to the checkpoint.
+        stats: ``stats.h5`` / ``stats.npy``, if not next to the checkpoint.
+    Returns:
+        ``(generator, mel_config, meta)`` like :func:`load_checkpoint`. The generator takes our log-mel: its
+        ``input_norm`` computes ParallelWaveGAN's features from it (``log10``, minus ``mean``, over ``scale``).
+        ParallelWaveGAN frames its STFT centred (frame ``i`` at sample ``i * hop``), ours half a hop later, so
+        copy-synthesis through :meth:`vocoder.Vocoder.mel` shifts by half a hop; mels from a TTS model are used as
+        they are.
+    """
+    import yaml
+
+    path = Path(path)
+    weights = _latest_pwg_file(path) if path.is_dir() else path
+    if weights is None:
+        raise ValueError(f"no checkpoint-<N>steps.pkl (with {PWG_CONFIG}) in {path}")
+    if isinstance(config, Mapping):
+        h = dict(config)
+    else:
+        cfg_path = Path(config) if config is not None else weights.parent / PWG_CONFIG
+        try:
+            h = yaml.safe_load(cfg_path.read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise ValueError(f"cannot read {cfg_path}: {e}") from None
+        if not isinstance(h, dict):
+            raise ValueError(f"{cfg_path} should hold a mapping, got {type(h).__name__}")
+    where = str(weights)
+    name, our_cfg = _pwg_generator_config(h, where)
+    mel = _pwg_mel_config(h, where)
+    ckpt = _torch_load(weights, map_location)
+    model = ckpt.get("model") if isinstance(ckpt, Mapping) else None
+    if not isinstance(model, Mapping) or not isinstance(model.get("generator"), Mapping):
+        got = sorted(ckpt)[:8] if isinstance(ckpt, Mapping) else type(ckpt).__name__
+        raise ValueError(f"{weights}: expected ParallelWaveGAN's {{'model': {{'generator': state_dict}}}}, got {got}")
+    from .generators.registry import build_generator
+
+    generator = build_generator(name, our_cfg)
+    _check_mel_fits(generator, mel, where)
+    ours = {k: v for k, v in generator.state_dict().items() if not k.startswith("input_norm.")}
+    state = _rename_by_position(_strip_prefix(model["generator"]), ours, where)
+    mean, scale = _pwg_stats(weights.parent, stats, our_cfg.n_mels)
+    state.update({"input_norm.mean": mean, "input_norm.scale": scale})
+    _load_matching_form(generator, state, where)
+    meta = {"source": "parallel_wavegan", "path": str(weights), "generator_type": h.get("generator_type"),
+            "steps": int(ckpt.get("steps", 0) or 0)}
+    return generator.eval(), mel, meta
+
+
 # ------------------------------------------------------------------------------------------------ exporters
 def _unwrap(obj) -> Tuple[nn.Module, Optional[MelConfig]]:
     gen = getattr(obj, "generator", None)
@@ -528,6 +747,9 @@ def _export_source(obj, mel_config: Optional[MelConfig], name: str, label: str,
         raise ValueError(f"{who} needs a {label} generator, got {_generator_name(generator)}")
     if mel is None:
         raise ValueError(f"{who} needs the MelConfig (pass mel_config= or a Vocoder)")
+    if getattr(getattr(generator, "config", None), "input_norm", None) is not None:
+        raise ValueError(f"{who}: this generator normalises its input ({generator.config.input_norm}, imported from "
+                         f"ParallelWaveGAN), which the official format cannot express; save it in our format")
     return generator, mel
 
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from ..audio.mel import MelConfig
 from ..nn.blocks import LRELU_SLOPE, ResBlock1, ResBlock2
+from ..nn.input_norm import INPUT_NORMS, make_input_norm
 from ..nn.weight_norm import remove_weight_norm, weight_norm
 from .common import as_nested_tuple, as_tuple, check_mel, check_upsampling
 from .registry import resolve_config, register_generator, register_preset
@@ -34,6 +35,9 @@ class HiFiGANConfig:
     resblock: str = "1"
     resblock_kernel_sizes: Tuple[int, ...] = (3, 7, 11)
     resblock_dilation_sizes: Tuple[Tuple[int, ...], ...] = ((1, 3, 5), (1, 3, 5), (1, 3, 5))
+    #: ``None``: the input is our log-mel; ``"log10_standardize"``: ParallelWaveGAN-trained weights, whose input
+    #: features are made from ours first (:class:`vocoder.nn.input_norm.MelStandardize`, statistics as buffers).
+    input_norm: Optional[str] = None
 
     def __post_init__(self):
         # Lists from JSON / YAML become tuples so the config stays hashable and comparable.
@@ -43,6 +47,8 @@ class HiFiGANConfig:
         object.__setattr__(self, "resblock_dilation_sizes",
                            as_nested_tuple(self.resblock_dilation_sizes, "resblock_dilation_sizes"))
         object.__setattr__(self, "resblock", str(self.resblock))
+        if self.input_norm is not None and self.input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be None or one of {INPUT_NORMS}, got {self.input_norm!r}")
         if self.n_mels < 1:
             raise ValueError(f"n_mels must be >= 1, got {self.n_mels}")
         check_upsampling(self.upsample_rates, self.upsample_kernel_sizes, self.upsample_initial_channel,
@@ -69,6 +75,7 @@ class HiFiGANGenerator(nn.Module):
         self.num_upsamples = len(config.upsample_rates)
         ch0 = config.upsample_initial_channel
 
+        self.input_norm = make_input_norm(config.input_norm, config.n_mels)
         self.conv_pre = weight_norm(nn.Conv1d(config.n_mels, ch0, 7, 1, padding=3))
         block_cls = ResBlock1 if config.resblock == "1" else ResBlock2
         self.ups = nn.ModuleList(
@@ -85,6 +92,8 @@ class HiFiGANGenerator(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         check_mel(mel, self.n_mels)
+        if self.input_norm is not None:
+            mel = self.input_norm(mel)
         x = self.conv_pre(mel)
         for i in range(self.num_upsamples):
             x = F.leaky_relu(x, LRELU_SLOPE)

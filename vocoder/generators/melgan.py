@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from ..audio.mel import MelConfig
 from ..nn.blocks import MelGANResBlock
+from ..nn.input_norm import INPUT_NORMS, make_input_norm
 from ..nn.weight_norm import remove_weight_norm, weight_norm
 from .common import as_tuple, check_mel
 from .registry import resolve_config, register_generator, register_preset
@@ -30,6 +31,8 @@ class MelGANConfig:
     ngf: int = 32
     ratios: Tuple[int, ...] = (8, 8, 2, 2)
     n_residual_layers: int = 3  # dilations 3**j: 1, 3, 9
+    #: as in :class:`vocoder.generators.hifigan.HiFiGANConfig` (``"log10_standardize"`` for ParallelWaveGAN weights)
+    input_norm: Optional[str] = None
 
     def __post_init__(self):
         object.__setattr__(self, "ratios", as_tuple(self.ratios, "ratios"))
@@ -37,6 +40,8 @@ class MelGANConfig:
             raise ValueError(f"n_mels and ngf must be >= 1 and n_residual_layers >= 0, got {self}")
         if not self.ratios or any(r < 1 for r in self.ratios):
             raise ValueError(f"ratios must be a non-empty sequence of positive ints, got {self.ratios}")
+        if self.input_norm is not None and self.input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be None or one of {INPUT_NORMS}, got {self.input_norm!r}")
 
     @property
     def hop_length(self) -> int:
@@ -56,6 +61,7 @@ class MelGANGenerator(nn.Module):
         self.n_mels = config.n_mels
         self.hop_length = config.hop_length
         mult = 2 ** len(config.ratios)
+        self.input_norm = make_input_norm(config.input_norm, config.n_mels)
         layers = [nn.ReflectionPad1d(3), weight_norm(nn.Conv1d(config.n_mels, mult * config.ngf, 7))]
         for r in config.ratios:
             ch = mult * config.ngf
@@ -76,6 +82,8 @@ class MelGANGenerator(nn.Module):
         if mel.shape[-1] < self.min_frames:
             raise ValueError(f"MelGAN needs at least {self.min_frames} mel frames (reflection padding), "
                              f"got {mel.shape[-1]}")
+        if self.input_norm is not None:
+            mel = self.input_norm(mel)
         return self.model(mel)
 
     def remove_weight_norm(self) -> None:

@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 
 from .layers import (StateAllocator, StreamActivation1d, StreamConv1d, StreamConvTranspose1d, StreamIdentity,
-                     StreamLayer, StreamPointwise, StreamSequential, StreamSum)
+                     StreamLayer, StreamPointwise, StreamSequential, StreamStandardize, StreamSum)
 
 __all__ = ["StreamingGenerator", "StreamingVocoder", "build_streaming_generator", "fuse_activations"]
 
@@ -82,7 +82,7 @@ def _amp_block(block: nn.Module) -> StreamLayer:
 def _hifigan(gen: nn.Module) -> StreamSequential:
     from ..nn.blocks import LRELU_SLOPE
 
-    layers: List[StreamLayer] = [StreamConv1d.from_conv(gen.conv_pre)]
+    layers: List[StreamLayer] = _input_norm(gen) + [StreamConv1d.from_conv(gen.conv_pre)]
     nk = gen.num_kernels
     for i, up in enumerate(gen.ups):
         layers.append(StreamPointwise("leaky_relu", LRELU_SLOPE))
@@ -94,7 +94,7 @@ def _hifigan(gen: nn.Module) -> StreamSequential:
 
 
 def _bigvgan(gen: nn.Module) -> StreamSequential:
-    layers: List[StreamLayer] = [StreamConv1d.from_conv(gen.conv_pre)]
+    layers: List[StreamLayer] = _input_norm(gen) + [StreamConv1d.from_conv(gen.conv_pre)]
     nk = gen.num_kernels
     for i, stage in enumerate(gen.ups):
         out_ch = 0
@@ -151,7 +151,13 @@ def _sequence(modules) -> List[StreamLayer]:
 
 
 def _melgan(gen: nn.Module) -> StreamSequential:
-    return StreamSequential(_sequence(gen.model))
+    return StreamSequential(_input_norm(gen) + _sequence(gen.model))
+
+
+def _input_norm(gen: nn.Module) -> List[StreamLayer]:
+    """The generator's input normalisation (ParallelWaveGAN weights), if it has one, as a stateless layer."""
+    norm = getattr(gen, "input_norm", None)
+    return [] if norm is None else [StreamStandardize(norm.mean, norm.scale)]
 
 
 _BUILDERS = {"HiFiGANGenerator": _hifigan, "BigVGANGenerator": _bigvgan, "MelGANGenerator": _melgan}

@@ -22,6 +22,7 @@ input samples outputs ``a..b`` depend on, steady state).
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Dict, List, Optional, Tuple
 
@@ -144,6 +145,19 @@ class StreamPointwise(StreamLayer):
 
     def extra_repr(self) -> str:
         return f"{self.kind}" + (f", slope={self.slope}" if self.kind == "leaky_relu" else "")
+
+
+class StreamStandardize(StreamLayer):
+    """Frame-wise input normalisation (no state): :class:`vocoder.nn.input_norm.MelStandardize`, same arithmetic."""
+
+    def __init__(self, mean: torch.Tensor, scale: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mean", mean.detach().clone())
+        self.register_buffer("scale", scale.detach().clone())
+        self.ln10 = math.log(10.0)
+
+    def forward(self, x: torch.Tensor, states: List[torch.Tensor], final: bool) -> torch.Tensor:
+        return (x / self.ln10 - self.mean[:, None]) / self.scale[:, None]
 
 
 class StreamIdentity(StreamLayer):

@@ -335,3 +335,40 @@ def test_sources_list_and_mel_folder(tmp_path):
     dm.setup()
     assert sorted(c.path.stem for c in dm.train_store.clips) == ["q0", "q1", "q2"]  # extra.wav has no mel
     assert [p.name for p, _ in dm.train_store.skipped] == ["extra.wav"]
+
+
+_WORKER_SCRIPT = """
+import os, signal, sys, time
+sys.path.insert(0, {repo!r})
+from vocoder.audio.mel import MelConfig
+from vocoder.training.data import VocoderDataModule
+mel = MelConfig(**{mel!r})
+dm = VocoderDataModule({corpus!r}, None, mel_config=mel, segment_length={seg}, batch_size=2, num_workers=1,
+                       val_clips=2, seed=7, min_seconds=0.1)
+loader = dm.train_dataloader()
+next(iter(loader))  # a persistent worker is now running
+worker = loader._iterator._workers[0].pid
+if {group_signal}:
+    import subprocess
+    subprocess.run(["kill", "-TERM", str(worker)], check=True)  # as SLURM / timeout do: not from its parent
+    time.sleep(1.0)
+    next(iter(loader))  # the loader still works: the worker ignored it
+print("worker", worker, flush=True)
+"""  # then the interpreter exits with the worker alive: multiprocessing terminates and joins it
+
+
+@pytest.mark.parametrize("group_signal", [False, True], ids=["exit", "sigterm-from-elsewhere-then-exit"])
+def test_persistent_workers_survive_foreign_sigterm_and_exit_cleanly(corpus, group_signal):
+    """Workers ignore a SIGTERM that is not their parent's (training survives a job-wide SIGTERM), yet the
+    parent's own at interpreter exit still ends them: the program exits instead of waiting forever."""
+    import dataclasses
+    import subprocess
+    import sys
+
+    repo = str(Path(__file__).resolve().parents[1])
+    code = _WORKER_SCRIPT.format(repo=repo, mel=dataclasses.asdict(MEL), corpus=str(corpus), seg=SEG,
+                                 group_signal=group_signal)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    pid = int(done.stdout.split()[1])
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()

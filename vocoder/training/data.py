@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence, Union
 
@@ -53,11 +54,28 @@ SILENCE_PEAK = 1e-4  # -80 dBFS: below this a file is digital silence (or a DC-f
 LOG_MEL_FLOOR = math.log(1e-5)  # value of a silent frame in our log-mel (spectral_normalize's clamp)
 
 
-def _ignore_sigterm(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: workers ignore SIGTERM. SLURM's preemption and ``timeout`` signal the whole
-    process group; a worker killed by it would make the trainer fail before it writes ``last.ckpt``. The trainer
-    handles the signal and then stops its workers itself."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def _survive_group_sigterm(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: a worker ignores a SIGTERM meant for the whole job, not its parent's.
+
+    SLURM's preemption and ``timeout`` signal every process of the job; a worker killed by that makes the trainer
+    fail (PyTorch raises in the trainer when a worker dies) before it writes ``last.ckpt``, so such a signal is
+    ignored here: the trainer saves and then stops its workers itself. The parent's own SIGTERM (what
+    ``multiprocessing`` sends daemonic workers at interpreter exit, or the loader to a worker that does not stop)
+    still ends the worker. Telling them apart needs the sender's pid: SIGTERM is blocked in this process and a
+    thread takes it with ``sigwaitinfo``. Where that does not exist (not Linux), the default handling stays.
+    """
+    if not hasattr(signal, "sigwaitinfo") or threading.active_count() > 1:
+        return  # other threads could not be made to block SIGTERM; keep the default
+    parent = os.getppid()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # inherited by threads started from here on
+
+    def take_sigterm() -> None:
+        while True:
+            info = signal.sigwaitinfo({signal.SIGTERM})
+            if info.si_pid == parent:
+                os._exit(128 + signal.SIGTERM)  # as if killed by it
+
+    threading.Thread(target=take_sigterm, name="sigterm", daemon=True).start()
 
 
 def list_audio_files(source: Union[PathLike, Sequence[PathLike]]) -> list[Path]:
@@ -501,7 +519,7 @@ class VocoderDataModule(pl.LightningDataModule):
         dataset = SegmentDataset(self.train_store, self.segment_length, seed=self.seed)
         loader = _ResumableLoader(dataset, batch_size=self.batch_size, sampler=self._sampler, drop_last=True,
                                   num_workers=self.num_workers, pin_memory=self.pin_memory,
-                                  persistent_workers=self.num_workers > 0, worker_init_fn=_ignore_sigterm)
+                                  persistent_workers=self.num_workers > 0, worker_init_fn=_survive_group_sigterm)
         loader._datamodule = self
         self._train_loader = loader
         return loader
@@ -511,7 +529,7 @@ class VocoderDataModule(pl.LightningDataModule):
         max_samples = int(self.val_max_seconds * self.mel_config.sample_rate)
         return DataLoader(ClipDataset(self.val_store, max_samples), batch_size=1, shuffle=False,
                           num_workers=min(self.num_workers, 1), pin_memory=self.pin_memory,
-                          worker_init_fn=_ignore_sigterm)
+                          worker_init_fn=_survive_group_sigterm)
 
     # ---- resume -----------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -77,6 +77,27 @@ def test_warmup_trains_generator_only_and_steps_map_to_lightning(audio_dir, tmp_
     assert any(not torch.equal(ck3["state_dict"][k], ck2["state_dict"][k]) for k in d_keys), "D did not train"
 
 
+def test_discriminators_can_learn_before_the_generator_hears_them(audio_dir, tmp_path):
+    """generator_adv_start_step=2 with discriminator_start_step=0: for 2 steps D trains while G's update is the
+    generator-only one (same weights as a run with discriminator_start_step=2); without it G's update differs."""
+    from vocoder.training.callbacks import load_training_checkpoint
+
+    def run(name, *overrides):
+        res = run_train(tiny(*overrides, "trainer.max_steps=2"), audio_dir, tmp_path / name)
+        return load_training_checkpoint(res.last_checkpoint)["state_dict"]
+
+    d_first = run("d_first", "optim.discriminator_start_step=0", "optim.generator_adv_start_step=2")
+    g_only = run("g_only", "optim.discriminator_start_step=2")
+    joint = run("joint", "optim.discriminator_start_step=0")
+    g_keys = [k for k in d_first if k.startswith("generator.")]
+    d_keys = [k for k in d_first if k.startswith("discriminator.")]
+    assert all(torch.equal(d_first[k], g_only[k]) for k in g_keys)
+    assert any(not torch.equal(d_first[k], g_only[k]) for k in d_keys), "D did not train"
+    assert any(not torch.equal(joint[k], g_only[k]) for k in g_keys)
+    with pytest.raises(ValueError, match="generator_adv_start_step must be null or an int >= discriminator_start"):
+        tiny("optim.discriminator_start_step=5", "optim.generator_adv_start_step=3")
+
+
 def test_lr_decays_every_n_gan_steps(audio_dir, tmp_path):
     from vocoder.training.callbacks import load_training_checkpoint
 

@@ -5,7 +5,8 @@ One GAN step (manual optimisation, two optimisers), in HiFi-GAN's order::
     fake = G(mel)                                         # [B, 1, T]
     D step:  L_D = disc * sum_k adv_D(D_k(real), D_k(fake.detach()))        (from discriminator_start_step on)
     G step:  L_G = mel * |logmel(fake) - logmel(real)|_1 + multiscale_mel * MSMel + stft_sc * SC + stft_mag * LogMag
-                 + adv * adv_G(D(fake)) + fm * FM(D(real), D(fake))           (adversarial terms after warm-up)
+                 + adv * adv_G(D(fake)) + fm * FM(D(real), D(fake))           (from generator_adv_start_step on,
+                                                                                 default discriminator_start_step)
 
 ``self.gan_step`` counts GAN steps; it is saved in the checkpoint and drives every schedule (warm-up, LR decay,
 logging, checkpoints). Lightning's ``global_step`` counts optimiser steps instead (two per GAN step once the
@@ -62,9 +63,12 @@ class GANVocoder(pl.LightningModule):
         self.stft_loss = vl.MultiResolutionSTFTLoss(**(L["stft_args"] or {}))
         o = recipe["optim"]
         self.d_start = int(o["discriminator_start_step"])
-        if self.d_start > 0 and not any(self.w[k] > 0 for k in ("mel", "multiscale_mel", "stft_sc", "stft_mag")):
-            raise ValueError(f"optim.discriminator_start_step={self.d_start} needs a reconstruction loss for the "
-                             f"warm-up, but losses mel, multiscale_mel, stft_sc and stft_mag are all 0")
+        g_adv = o.get("generator_adv_start_step")
+        self.g_adv_start = self.d_start if g_adv is None else max(int(g_adv), self.d_start)
+        if self.g_adv_start > 0 and not any(self.w[k] > 0 for k in ("mel", "multiscale_mel", "stft_sc", "stft_mag")):
+            raise ValueError(f"optim.discriminator_start_step={self.d_start} / generator_adv_start_step="
+                             f"{self.g_adv_start} need a reconstruction loss for the generator's warm-up, but losses "
+                             f"mel, multiscale_mel, stft_sc and stft_mag are all 0")
         self._logged_real = False
 
     # ------------------------------------------------------------------ optimisers
@@ -134,6 +138,7 @@ class GANVocoder(pl.LightningModule):
         fake = self.generator(mel)
         fake, real = self._match(fake, real)
         adversarial = self.gan_step >= self.d_start
+        generator_adversarial = self.gan_step >= self.g_adv_start  # D may learn first (generator_adv_start_step)
         logs: Dict[str, torch.Tensor] = {}
 
         if adversarial:
@@ -161,7 +166,7 @@ class GANVocoder(pl.LightningModule):
         loss_g = sum((self.w[k] * v for k, v in rec.items()), torch.zeros((), device=self.device))
         for k, v in rec.items():
             logs[k] = v.detach()
-        if adversarial:
+        if generator_adversarial:
             with torch.no_grad():
                 _, real_fmaps = self.discriminator(real)
             fake_logits, fake_fmaps = self.discriminator(fake)

@@ -58,6 +58,10 @@ DEFAULTS: Dict[str, Any] = {
         "grad_clip": None,  # max gradient norm for G and D (None = no clipping)
         "grad_clip_d": None,  # separate limit for D (None = use grad_clip)
         "discriminator_start_step": 0,  # GAN steps of generator-only (reconstruction-loss) warm-up
+        # GAN step from which the generator's loss has the adversarial and feature-matching terms (None: from
+        # discriminator_start_step). Later than that, the discriminators first learn on the warmed-up generator
+        # instead of feeding it the judgement of freshly initialised networks.
+        "generator_adv_start_step": None,
     },
     "data": {
         "segment_length": 8192,
@@ -151,6 +155,11 @@ def _validate(r: Mapping[str, Any]) -> None:
     if int(o["lr_decay_every"]) < 1 or not (0 < float(o["lr_decay"]) <= 1):
         raise ValueError(f"need optim.lr_decay in (0, 1] and lr_decay_every >= 1, got {o['lr_decay']}, "
                          f"{o['lr_decay_every']}")
+    g_adv = o.get("generator_adv_start_step")
+    if g_adv is not None and (isinstance(g_adv, bool) or not isinstance(g_adv, int)
+                              or g_adv < int(o["discriminator_start_step"])):
+        raise ValueError(f"optim.generator_adv_start_step must be null or an int >= discriminator_start_step "
+                         f"({o['discriminator_start_step']}), got {g_adv!r}")
     t = r["trainer"]
     if int(t["max_steps"]) < 1:
         raise ValueError(f"trainer.max_steps must be >= 1, got {t['max_steps']}")

@@ -137,11 +137,12 @@ def _edit_config(folder, **changes):
     (dict(generator_type="ParallelWaveGANGenerator"), "generator_type ParallelWaveGANGenerator is not supported"),
     (dict(generator_params={"out_channels": 4}), "PQMF"),
     (dict(generator_params={"use_causal_conv": True}), "use_causal_conv"),
+    (dict(generator_params={"global_channels": 64}), "global_channels"),
     (dict(generator_params={"channels": 64}), "shape"),
     (dict(generator_params={"resblock_kernel_sizes": [3], "resblock_dilations": [[1, 3, 5]]}), "layers"),
     (dict(window="hamming"), "window"),
     (dict(global_gain_scale=0.5), "global_gain_scale"),
-], ids=["wavenet", "multiband", "causal", "wrong-width", "wrong-depth", "window", "gain"])
+], ids=["wavenet", "multiband", "causal", "speaker-conditioned", "wrong-width", "wrong-depth", "window", "gain"])
 def test_checkpoint_that_does_not_fit(tmp_path, change, message):
     kind, params = CASES["hifigan"]
     _write_run(tmp_path, kind, params)
@@ -162,3 +163,11 @@ def test_missing_or_bad_stats(tmp_path):
     np.save(tmp_path / "stats.npy", np.stack([np.zeros(N_MELS), np.zeros(N_MELS)]))
     with pytest.raises(ValueError, match="scale > 0"):
         Vocoder.from_pretrained(tmp_path)
+
+
+def test_newer_releases_default_global_channels_is_accepted(tmp_path):
+    kind, params = CASES["hifigan"]
+    ref = _write_run(tmp_path, kind, params)
+    _edit_config(tmp_path, generator_params={"global_channels": -1})  # what newer releases write: no conditioning
+    mel = torch.randn(N_MELS, 10) - 4.0
+    assert (Vocoder.from_pretrained(tmp_path)(mel) - _reference(ref, mel)).abs().max().item() < 1e-5

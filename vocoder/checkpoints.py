@@ -524,7 +524,7 @@ _PWG_DEFAULTS = {
         upsample_kernel_sizes=(16, 16, 4, 4), resblock_kernel_sizes=(3, 7, 11),
         resblock_dilations=[(1, 3, 5), (1, 3, 5), (1, 3, 5)], use_additional_convs=True, bias=True,
         nonlinear_activation="LeakyReLU", nonlinear_activation_params={"negative_slope": 0.1},
-        use_causal_conv=False, use_weight_norm=True),
+        use_causal_conv=False, use_weight_norm=True, global_channels=-1),  # global_channels: newer releases
     "MelGANGenerator": dict(
         in_channels=80, out_channels=1, kernel_size=7, channels=512, bias=True, upsample_scales=[8, 8, 2, 2],
         stack_kernel_size=3, stacks=3, nonlinear_activation="LeakyReLU",
@@ -534,7 +534,8 @@ _PWG_DEFAULTS = {
 # Settings our generators have fixed (what the official HiFi-GAN / MelGAN use): anything else cannot be imported.
 _PWG_FIXED = {
     "HiFiGANGenerator": dict(out_channels=1, kernel_size=7, bias=True, nonlinear_activation="LeakyReLU",
-                             nonlinear_activation_params={"negative_slope": 0.1}, use_causal_conv=False),
+                             nonlinear_activation_params={"negative_slope": 0.1}, use_causal_conv=False,
+                             global_channels=-1),
     "MelGANGenerator": dict(out_channels=1, kernel_size=7, bias=True, stack_kernel_size=3,
                             nonlinear_activation="LeakyReLU", nonlinear_activation_params={"negative_slope": 0.2},
                             pad="ReflectionPad1d", pad_params={}, use_final_nonlinear_activation=True,

@@ -636,12 +636,11 @@ def _rename_by_position(theirs: Mapping[str, torch.Tensor], ours: Mapping[str, t
                         where: str) -> Dict[str, torch.Tensor]:
     """Give ``theirs`` our key names, layer by layer in order (the architectures are the same; the names are not):
     weight-norm halves, plain weights and biases keep their kind. ValueError if the layers do not line up."""
-    def layers(sd):
-        out: Dict[str, Dict[str, Tuple[str, torch.Tensor]]] = {}
+    def layers(sd):  # module prefix -> {key: tensor}, in state-dict order
+        out: Dict[str, Dict[str, torch.Tensor]] = {}
         for k, v in sd.items():
-            lk, kind = _logical_key(k)
-            module = lk.rsplit(".", 1)[0] if "." in lk else ""
-            out.setdefault(module, {})[k] = (kind, v)
+            lk = _logical_key(k)[0]
+            out.setdefault(lk.rsplit(".", 1)[0] if "." in lk else "", {})[k] = v
         return out
 
     t_layers, o_layers = layers(theirs), layers(ours)
@@ -650,9 +649,9 @@ def _rename_by_position(theirs: Mapping[str, torch.Tensor], ours: Mapping[str, t
                          f"{len(o_layers)}: config.yml does not describe this checkpoint")
     mapped = {}
     for (t_mod, t_entries), o_mod in zip(t_layers.items(), o_layers):
-        for key in t_entries:
+        for key, value in t_entries.items():
             suffix = key[len(t_mod) + 1:] if t_mod else key
-            mapped[f"{o_mod}.{suffix}" if o_mod else suffix] = t_entries[key][1]
+            mapped[f"{o_mod}.{suffix}" if o_mod else suffix] = value
     return mapped
 
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..audio.mel import MelConfig
 from ..nn.blocks import LRELU_SLOPE, ResBlock1, ResBlock2
-from ..nn.input_norm import INPUT_NORMS, make_input_norm
+from ..nn.input_norm import check_input_norm, make_input_norm
 from ..nn.weight_norm import remove_weight_norm, weight_norm
 from .common import as_nested_tuple, as_tuple, check_mel, check_upsampling
 from .registry import resolve_config, register_generator, register_preset
@@ -47,8 +47,7 @@ class HiFiGANConfig:
         object.__setattr__(self, "resblock_dilation_sizes",
                            as_nested_tuple(self.resblock_dilation_sizes, "resblock_dilation_sizes"))
         object.__setattr__(self, "resblock", str(self.resblock))
-        if self.input_norm is not None and self.input_norm not in INPUT_NORMS:
-            raise ValueError(f"input_norm must be None or one of {INPUT_NORMS}, got {self.input_norm!r}")
+        check_input_norm(self.input_norm)
         if self.n_mels < 1:
             raise ValueError(f"n_mels must be >= 1, got {self.n_mels}")
         check_upsampling(self.upsample_rates, self.upsample_kernel_sizes, self.upsample_initial_channel,

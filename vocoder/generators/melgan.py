@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from ..audio.mel import MelConfig
 from ..nn.blocks import MelGANResBlock
-from ..nn.input_norm import INPUT_NORMS, make_input_norm
+from ..nn.input_norm import check_input_norm, make_input_norm
 from ..nn.weight_norm import remove_weight_norm, weight_norm
 from .common import as_tuple, check_mel
 from .registry import resolve_config, register_generator, register_preset
@@ -40,8 +40,7 @@ class MelGANConfig:
             raise ValueError(f"n_mels and ngf must be >= 1 and n_residual_layers >= 0, got {self}")
         if not self.ratios or any(r < 1 for r in self.ratios):
             raise ValueError(f"ratios must be a non-empty sequence of positive ints, got {self.ratios}")
-        if self.input_norm is not None and self.input_norm not in INPUT_NORMS:
-            raise ValueError(f"input_norm must be None or one of {INPUT_NORMS}, got {self.input_norm!r}")
+        check_input_norm(self.input_norm)
 
     @property
     def hop_length(self) -> int:

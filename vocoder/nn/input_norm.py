@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn as nn
 
-__all__ = ["INPUT_NORMS", "MelStandardize", "make_input_norm"]
+__all__ = ["INPUT_NORMS", "MelStandardize", "check_input_norm", "make_input_norm"]
 
 #: ``input_norm`` values a generator config accepts (``None``: the generator takes our log-mel as is).
 INPUT_NORMS = ("log10_standardize",)
@@ -36,10 +36,13 @@ class MelStandardize(nn.Module):
         return f"n_mels={self.mean.numel()}, log10 then (x - mean) / scale"
 
 
+def check_input_norm(kind) -> None:
+    """ValueError unless ``kind`` is ``None`` or one of :data:`INPUT_NORMS` (generator configs call this)."""
+    if kind is not None and kind not in INPUT_NORMS:
+        raise ValueError(f"input_norm must be None or one of {INPUT_NORMS}, got {kind!r}")
+
+
 def make_input_norm(kind, n_mels: int):
     """The module for a config's ``input_norm`` (``None`` -> ``None``); ValueError for an unknown kind."""
-    if kind is None:
-        return None
-    if kind == "log10_standardize":
-        return MelStandardize(n_mels)
-    raise ValueError(f"input_norm must be None or one of {INPUT_NORMS}, got {kind!r}")
+    check_input_norm(kind)
+    return None if kind is None else MelStandardize(n_mels)

@@ -157,7 +157,7 @@ def _melgan(gen: nn.Module) -> StreamSequential:
 def _input_norm(gen: nn.Module) -> List[StreamLayer]:
     """The generator's input normalisation (ParallelWaveGAN weights), if it has one, as a stateless layer."""
     norm = getattr(gen, "input_norm", None)
-    return [] if norm is None else [StreamStandardize(norm.mean, norm.scale)]
+    return [] if norm is None else [StreamStandardize(norm)]
 
 
 _BUILDERS = {"HiFiGANGenerator": _hifigan, "BigVGANGenerator": _bigvgan, "MelGANGenerator": _melgan}

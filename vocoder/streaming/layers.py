@@ -22,7 +22,7 @@ input samples outputs ``a..b`` depend on, steady state).
 """
 from __future__ import annotations
 
-import math
+import copy
 import os
 from typing import Dict, List, Optional, Tuple
 
@@ -148,16 +148,15 @@ class StreamPointwise(StreamLayer):
 
 
 class StreamStandardize(StreamLayer):
-    """Frame-wise input normalisation (no state): :class:`vocoder.nn.input_norm.MelStandardize`, same arithmetic."""
+    """Frame-wise input normalisation (no state): a copy of the generator's
+    :class:`vocoder.nn.input_norm.MelStandardize`, run as it is."""
 
-    def __init__(self, mean: torch.Tensor, scale: torch.Tensor):
+    def __init__(self, norm: nn.Module):
         super().__init__()
-        self.register_buffer("mean", mean.detach().clone())
-        self.register_buffer("scale", scale.detach().clone())
-        self.ln10 = math.log(10.0)
+        self.norm = copy.deepcopy(norm)
 
     def forward(self, x: torch.Tensor, states: List[torch.Tensor], final: bool) -> torch.Tensor:
-        return (x / self.ln10 - self.mean[:, None]) / self.scale[:, None]
+        return self.norm(x)
 
 
 class StreamIdentity(StreamLayer):

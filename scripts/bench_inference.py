@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import statistics
 import sys
 import time
@@ -26,22 +25,9 @@ import torch
 
 from vocoder.generators import build_generator, get_preset
 from vocoder.kernels import dispatch
+from vocoder.kernels.dispatch import use_kernels
 
 MODELS = {"base": "bigvgan_base_22khz_80band", "v2_24k": "bigvgan_v2_24khz_100band_256x"}
-
-
-@contextlib.contextmanager
-def kernels(enabled: bool):
-    """Set VOCODER_KERNELS for this (benchmark) process only, restoring it afterwards."""
-    old = os.environ.get("VOCODER_KERNELS")
-    os.environ["VOCODER_KERNELS"] = "1" if enabled else "0"
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["VOCODER_KERNELS"]
-        else:
-            os.environ["VOCODER_KERNELS"] = old
 
 
 def build_official_kernel(build_dir=None):
@@ -158,19 +144,19 @@ def bench(name: str, device: str, seconds: float, repeat: int) -> None:
 
     with torch.inference_mode():
         with exact_fp32():
-            with kernels(True):
+            with use_kernels(True):
                 y_ours = ours(mel)
-            with kernels(False):
+            with use_kernels(False):
                 y_ref = ours(mel)
             y_off = official(mel)
         run_ours = lambda: ours(mel)  # noqa: E731
-        with kernels(True):  # warm-up at the timing settings
+        with use_kernels(True):  # warm-up at the timing settings
             ours(mel)
         rounds = []  # (ours, reference, official) seconds, one round each, interleaved
         for _ in range(repeat):
-            with kernels(True):
+            with use_kernels(True):
                 a = timed(run_ours, sync)
-            with kernels(False):
+            with use_kernels(False):
                 b = timed(lambda: ours(mel), sync)
             rounds.append((a, b, timed(lambda: official(mel), sync)))
         t_ours, t_ref, t_off = (min(r[i] for r in rounds) for i in range(3))

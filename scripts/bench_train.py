@@ -42,6 +42,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from vocoder.audio.mel import MelConfig  # noqa: E402
 from vocoder.discriminators import CombinedDiscriminator, build_discriminator  # noqa: E402
 from vocoder.generators import build_generator, get_preset  # noqa: E402
+from vocoder.kernels.dispatch import use_kernels  # noqa: E402
 from vocoder.losses import (MelL1Loss, discriminator_adversarial_loss, feature_matching_loss,  # noqa: E402
                             generator_adversarial_loss)
 
@@ -226,17 +227,10 @@ def bigvgan_step_fn(batch: int, segment: int, device: str = "cpu"):
 
 
 def with_kernels(step, enabled: bool):
-    """``step`` run with ``VOCODER_KERNELS`` set for its duration (the dispatcher reads it at every call)."""
+    """``step`` run with the fused kernels on or off (the dispatcher reads ``VOCODER_KERNELS`` at every call)."""
     def run():
-        old = os.environ.get("VOCODER_KERNELS")
-        os.environ["VOCODER_KERNELS"] = "1" if enabled else "0"
-        try:
+        with use_kernels(enabled):
             return step()
-        finally:
-            if old is None:
-                del os.environ["VOCODER_KERNELS"]
-            else:
-                os.environ["VOCODER_KERNELS"] = old
     return run
 
 

@@ -369,3 +369,19 @@ def test_cuda_dispatch_and_noncontiguous(cuda_ext, no_tf32, monkeypatch):
         out = dispatch.anti_aliased_activation(x, m)
         assert out is not None and out.is_cuda
         torch.testing.assert_close(out, m.reference_forward(x), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("before", [None, "1", "0"])
+def test_use_kernels_sets_and_restores_the_switch(monkeypatch, before):
+    if before is None:
+        monkeypatch.delenv("VOCODER_KERNELS", raising=False)
+    else:
+        monkeypatch.setenv("VOCODER_KERNELS", before)
+    for enabled in (False, True):
+        with dispatch.use_kernels(enabled):
+            assert dispatch.kernels_enabled() is enabled
+        assert os.environ.get("VOCODER_KERNELS") == before
+    with pytest.raises(RuntimeError):
+        with dispatch.use_kernels(False):
+            raise RuntimeError("restored on errors too")
+    assert os.environ.get("VOCODER_KERNELS") == before

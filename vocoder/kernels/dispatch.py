@@ -17,6 +17,7 @@ machine: later processes load it from the disk cache in about a second).
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -32,6 +33,21 @@ _CUDA_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 def kernels_enabled() -> bool:
     """False when ``VOCODER_KERNELS`` asks for the reference implementation."""
     return os.environ.get("VOCODER_KERNELS", "1").strip().lower() not in _OFF
+
+
+@contextlib.contextmanager
+def use_kernels(enabled: bool):
+    """Set ``VOCODER_KERNELS`` for the duration of the block (benchmarks comparing both paths in one process),
+    restoring what was there before."""
+    old = os.environ.get("VOCODER_KERNELS")
+    os.environ["VOCODER_KERNELS"] = "1" if enabled else "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["VOCODER_KERNELS"]
+        else:
+            os.environ["VOCODER_KERNELS"] = old
 
 
 def _filter_ok(f) -> bool:

@@ -6,9 +6,10 @@ config dict; ``get_preset(name).mel`` is the :class:`~vocoder.audio.mel.MelConfi
 from .bigvgan import BigVGANConfig, BigVGANGenerator
 from .hifigan import HiFiGANConfig, HiFiGANGenerator
 from .melgan import MelGANConfig, MelGANGenerator
+from .vocos import VocosConfig, VocosGenerator
 from .registry import (build_generator, config_from_dict, generator_names, get_preset, get_spec, preset_names,
                        register_generator, register_preset)
 
 __all__ = ["HiFiGANConfig", "HiFiGANGenerator", "MelGANConfig", "MelGANGenerator", "BigVGANConfig",
-           "BigVGANGenerator", "build_generator", "get_preset", "get_spec", "preset_names", "generator_names",
+           "BigVGANGenerator", "VocosConfig", "VocosGenerator", "build_generator", "get_preset", "get_spec", "preset_names", "generator_names",
            "config_from_dict", "register_generator", "register_preset"]

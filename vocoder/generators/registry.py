@@ -54,7 +54,7 @@ def register_preset(name: str, generator: str, config: Any, mel: MelConfig, desc
 
 def _ensure_loaded() -> None:
     # Importing the package registers every generator and preset (once).
-    from . import bigvgan, hifigan, melgan  # noqa: F401
+    from . import bigvgan, hifigan, melgan, vocos  # noqa: F401
 
 
 def generator_names() -> list:

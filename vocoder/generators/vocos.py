@@ -1,0 +1,208 @@
+"""Fourier-head generators (Vocos, Siuzdak 2023): a ConvNeXt backbone at frame rate predicts the STFT, an inverse STFT
+makes the audio. No upsampling layers: the network runs at ``sample_rate / hop`` frames a second.
+
+Module names equal the official ``vocos`` package (``backbone.embed``, ``backbone.norm``, ``backbone.convnext.{i}``,
+``backbone.final_layer_norm``, ``head.out``, ``head.istft.window``), so its ``pytorch_model.bin`` loads directly
+(without its ``feature_extractor.*`` entries). Options beyond the official model, for the default model:
+
+- ``prior="pinv"`` (FreeV, Lv et al. 2024): the amplitude ``A0 = clamp(pinv(mel_basis) @ exp(mel), 1e-5)``;
+  with ``prior_input`` the backbone reads ``log A0`` ``[B, n_fft//2+1, T]`` instead of the mel, and the predicted
+  log-amplitude is ``log A0`` plus a residual whose projection starts at zero, so the untrained model outputs
+  the prior's amplitude.
+- ``head="atan2"`` (APNet, Ai & Ling 2023): phase ``atan2(I, R)`` of two learned projections instead of one raw
+  phase value per bin.
+
+Shapes: ``forward(mel [B, n_mels, T]) -> wav [B, 1, T * hop]``; ``spectrum(mel) -> (log_amplitude, phase)``, each
+``[B, n_fft // 2 + 1, T]``; ``synthesize(log_amplitude, phase) -> wav [B, 1, T * hop]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+from ..audio.mel import MelConfig, mel_filterbank
+from ..nn.convnext import ISTFT_PADDINGS, ConvNeXtBlock, InverseSTFT
+from .common import check_mel
+from .registry import register_generator, register_preset, resolve_config
+
+__all__ = ["VocosConfig", "VocosGenerator", "VocosBackbone", "FourierHead", "VOCOS_22KHZ", "VOCOS_22KHZ_SMALL",
+           "VOCOS_MEL_24KHZ"]
+
+HEADS = ("vocos", "atan2")
+PRIORS = (None, "pinv")
+#: the official head's safeguard: amplitudes are clipped at 100
+MAX_AMPLITUDE = 1e2
+#: FreeV's floor on the pseudo-inverse amplitude
+PRIOR_FLOOR = 1e-5
+
+
+@dataclass(frozen=True)
+class VocosConfig:
+    """Backbone and head sizes; defaults are the official ``vocos-mel-24khz`` network (13.5 M parameters)."""
+
+    n_mels: int = 100
+    dim: int = 512
+    intermediate_dim: int = 1536
+    num_layers: int = 8
+    #: ConvNeXt layer scale at init; ``None`` means ``1 / num_layers`` (as the official backbone)
+    layer_scale_init_value: Optional[float] = None
+    n_fft: int = 1024
+    hop_length: int = 256
+    padding: str = "center"
+    head: str = "vocos"
+    prior: Optional[str] = None
+    #: with ``prior``: the backbone reads the prior's log-amplitude instead of the mel
+    prior_input: bool = True
+    #: the mel filterbank the prior inverts (our Slaney front end); only read when ``prior`` is set
+    sample_rate: int = 22050
+    fmin: float = 0.0
+    fmax: Optional[float] = 8000.0
+
+    def __post_init__(self):
+        if min(self.n_mels, self.dim, self.intermediate_dim, self.num_layers) < 1:
+            raise ValueError(f"n_mels, dim, intermediate_dim and num_layers must be >= 1, got {self}")
+        if self.padding not in ISTFT_PADDINGS:
+            raise ValueError(f"padding must be one of {ISTFT_PADDINGS}, got {self.padding!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
+        if (self.n_fft - self.hop_length) % 2 or not 0 < self.hop_length <= self.n_fft // 2:
+            raise ValueError(f"need 0 < hop_length <= n_fft / 2 and n_fft - hop_length even, got n_fft "
+                             f"{self.n_fft}, hop_length {self.hop_length}")
+
+    @property
+    def n_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def prior_mel_config(self) -> MelConfig:
+        return MelConfig(sample_rate=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length,
+                         win_length=self.n_fft, n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax)
+
+
+class VocosBackbone(nn.Module):
+    """``features [B, C_in, T] -> [B, dim, T]``: 7-tap conv, LayerNorm, ConvNeXt blocks, LayerNorm."""
+
+    def __init__(self, input_channels: int, dim: int, intermediate_dim: int, num_layers: int,
+                 layer_scale_init_value: Optional[float] = None):
+        super().__init__()
+        self.embed = nn.Conv1d(input_channels, dim, kernel_size=7, padding=3)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        scale = layer_scale_init_value if layer_scale_init_value is not None else 1.0 / num_layers
+        self.convnext = nn.ModuleList([ConvNeXtBlock(dim, intermediate_dim, scale) for _ in range(num_layers)])
+        self.final_layer_norm = nn.LayerNorm(dim, eps=1e-6)
+        for m in self.modules():  # the official initialisation
+            if isinstance(m, (nn.Conv1d, nn.Linear)):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.constant_(m.bias, 0)
+
+    @staticmethod
+    def layer_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
+        """LayerNorm over channels of ``[B, C, T]``."""
+        return norm(x.transpose(1, 2)).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.layer_norm(self.norm, self.embed(x))
+        for block in self.convnext:
+            x = block(x)
+        return self.layer_norm(self.final_layer_norm, x)
+
+
+class FourierHead(nn.Module):
+    """``hidden [B, dim, T] -> (log_amplitude, phase)`` each ``[B, n_fft//2+1, T]``; ``istft`` makes the audio.
+
+    ``"vocos"``: one linear layer to ``n_fft + 2`` values, split into log-amplitude and a raw phase (the official
+    ``ISTFTHead``). ``"atan2"``: three projections, log-amplitude, R and I, and the phase ``atan2(I, R)``.
+    """
+
+    def __init__(self, dim: int, n_fft: int, hop_length: int, padding: str, kind: str = "vocos"):
+        super().__init__()
+        self.kind = kind
+        self.n_bins = n_fft // 2 + 1
+        self.out = nn.Linear(dim, (2 if kind == "vocos" else 3) * self.n_bins)
+        self.istft = InverseSTFT(n_fft, hop_length, padding)
+
+    def zero_amplitude_projection(self) -> None:
+        """Start the log-amplitude output at zero (a residual on a prior then starts as the prior)."""
+        with torch.no_grad():
+            self.out.weight[: self.n_bins].zero_()
+            self.out.bias[: self.n_bins].zero_()
+
+    def forward(self, hidden: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        x = self.out(hidden.transpose(1, 2)).transpose(1, 2)
+        if self.kind == "vocos":
+            log_amp, phase = x.chunk(2, dim=1)
+        else:
+            log_amp, real, imag = x.chunk(3, dim=1)
+            phase = torch.atan2(imag, real)
+        return log_amp, phase
+
+    def synthesize(self, log_amplitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        """``[B, F, T]`` twice -> ``[B, T * hop]``."""
+        amp = torch.exp(log_amplitude).clip(max=MAX_AMPLITUDE)
+        return self.istft(torch.complex(amp * torch.cos(phase), amp * torch.sin(phase)))
+
+
+@register_generator("vocos", VocosConfig)
+class VocosGenerator(nn.Module):
+    """ConvNeXt backbone + Fourier head; ``forward(mel [B, n_mels, T]) -> wav [B, 1, T * hop]``."""
+
+    min_frames = 1
+
+    def __init__(self, config: Optional[VocosConfig] = None):
+        super().__init__()
+        self.config = config = resolve_config("vocos", config)
+        self.n_mels, self.hop_length = config.n_mels, config.hop_length
+        use_prior_input = config.prior is not None and config.prior_input
+        self.backbone = VocosBackbone(config.n_bins if use_prior_input else config.n_mels, config.dim,
+                                      config.intermediate_dim, config.num_layers, config.layer_scale_init_value)
+        self.head = FourierHead(config.dim, config.n_fft, config.hop_length, config.padding, config.head)
+        if config.prior is not None:
+            # Deterministic from the config, so not saved: pinv of the Slaney filterbank [F, n_mels].
+            basis = mel_filterbank(config.prior_mel_config()).double()
+            self.register_buffer("prior_basis", torch.linalg.pinv(basis).float(), persistent=False)
+            self.head.zero_amplitude_projection()
+        else:
+            self.prior_basis = None
+
+    def prior_log_amplitude(self, mel: torch.Tensor) -> torch.Tensor:
+        """``log clamp(pinv(mel_basis) @ exp(mel), 1e-5)``: ``[B, n_mels, T] -> [B, n_fft//2+1, T]``."""
+        if self.prior_basis is None:
+            raise ValueError("this generator has no amplitude prior (config.prior is None)")
+        return torch.log(torch.clamp(torch.matmul(self.prior_basis, torch.exp(mel.float())), min=PRIOR_FLOOR))
+
+    def spectrum(self, mel: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``mel [B, n_mels, T] -> (log_amplitude, phase)``, each ``[B, n_fft//2+1, T]``."""
+        check_mel(mel, self.n_mels)
+        if self.prior_basis is None:
+            return self.head(self.backbone(mel))
+        prior = self.prior_log_amplitude(mel).to(mel.dtype)
+        log_amp, phase = self.head(self.backbone(prior if self.config.prior_input else mel))
+        return prior + log_amp, phase
+
+    def synthesize(self, log_amplitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+        return self.head.synthesize(log_amplitude, phase).unsqueeze(1)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.synthesize(*self.spectrum(mel))
+
+    def remove_weight_norm(self) -> None:
+        """Nothing to fold: the family has no weight norm (kept for the generator contract)."""
+
+
+_OUR_MEL = MelConfig(sample_rate=22050, n_fft=1024, hop_length=256, win_length=1024, n_mels=80, fmin=0.0, fmax=8000.0)
+
+#: the official ``charactr/vocos-mel-24khz`` network (its mel front end is Vocos's own convention)
+VOCOS_MEL_24KHZ = VocosConfig()
+#: our default model: our 22.05 kHz HiFi-GAN mel, "same" framing, pinv amplitude prior, atan2 phase
+VOCOS_22KHZ = VocosConfig(n_mels=80, dim=384, intermediate_dim=1152, num_layers=8, padding="same", head="atan2",
+                          prior="pinv")
+VOCOS_22KHZ_SMALL = VocosConfig(n_mels=80, dim=256, intermediate_dim=768, num_layers=6, padding="same",
+                                head="atan2", prior="pinv")
+register_preset("vocos_22khz_80band", "vocos", VOCOS_22KHZ, _OUR_MEL,
+                "Fourier-head ConvNeXt 384x8, pinv amplitude prior, atan2 phase; 22.05 kHz, 80 mels, hop 256")
+register_preset("vocos_22khz_80band_small", "vocos", VOCOS_22KHZ_SMALL, _OUR_MEL,
+                "Fourier-head ConvNeXt 256x6, pinv amplitude prior, atan2 phase; 22.05 kHz, 80 mels, hop 256")

@@ -1,0 +1,76 @@
+"""ConvNeXt blocks at frame rate (Vocos's backbone), and the inverse STFT that turns frames into audio.
+
+Module and parameter names follow the official ``vocos`` package (``dwconv``, ``norm``, ``pwconv1``, ``pwconv2``,
+``gamma``; ``window`` of the inverse STFT), so its state dicts load with a plain ``load_state_dict``.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["ConvNeXtBlock", "InverseSTFT", "ISTFT_PADDINGS"]
+
+#: ``"same"``: frame t covers samples ``[t*hop - (n_fft-hop)/2, ...)``, T frames -> T*hop samples (HiFi-GAN's mel
+#: framing); ``"center"``: frame t is centred on sample ``t*hop`` (torch.stft(center=True)), as ``vocos-mel-24khz``.
+ISTFT_PADDINGS = ("same", "center")
+
+
+class ConvNeXtBlock(nn.Module):
+    """``x [B, dim, T] -> [B, dim, T]``: depthwise conv (k=7) -> LayerNorm -> Linear -> GELU -> Linear -> scale, residual."""
+
+    def __init__(self, dim: int, intermediate_dim: int, layer_scale_init_value: Optional[float]):
+        super().__init__()
+        self.dwconv = nn.Conv1d(dim, dim, kernel_size=7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = nn.Linear(dim, intermediate_dim)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(intermediate_dim, dim)
+        self.gamma = (nn.Parameter(layer_scale_init_value * torch.ones(dim))
+                      if layer_scale_init_value is not None and layer_scale_init_value > 0 else None)
+
+    def pointwise(self, x: torch.Tensor) -> torch.Tensor:
+        """The per-frame part after the depthwise conv: ``[B, dim, T] -> [B, dim, T]`` (no residual)."""
+        x = self.pwconv2(self.act(self.pwconv1(self.norm(x.transpose(1, 2)))))
+        if self.gamma is not None:
+            x = self.gamma * x
+        return x.transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.pointwise(self.dwconv(x))
+
+
+class InverseSTFT(nn.Module):
+    """Complex spectrogram ``[B, n_fft//2+1, T]`` -> audio ``[B, T * hop]`` (Hann window of ``n_fft`` samples).
+
+    ``"same"``: inverse FFT, window, overlap-add, trim ``(n_fft - hop) / 2`` on each side and divide by the summed
+    squared window: exactly ``T * hop`` samples, the inverse of an uncentred STFT on audio reflect-padded by
+    ``(n_fft - hop) / 2``. ``"center"``: ``torch.istft(center=True)``, whose first ``(T - 1) * hop`` samples are
+    what the official Vocos decodes; the last hop comes from the right half of the last frame.
+    """
+
+    def __init__(self, n_fft: int, hop_length: int, padding: str = "same"):
+        super().__init__()
+        if padding not in ISTFT_PADDINGS:
+            raise ValueError(f"istft padding must be one of {ISTFT_PADDINGS}, got {padding!r}")
+        if (n_fft - hop_length) % 2 or hop_length > n_fft // 2:
+            raise ValueError(f"need n_fft - hop even and hop <= n_fft / 2 (overlap-add), got n_fft {n_fft}, "
+                             f"hop {hop_length}")
+        self.n_fft, self.hop_length, self.padding = n_fft, hop_length, padding
+        self.register_buffer("window", torch.hann_window(n_fft))
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        n, hop = self.n_fft, self.hop_length
+        frames = spec.shape[-1]
+        if self.padding == "center":
+            return torch.istft(spec, n, hop, n, self.window, center=True, length=frames * hop)
+        pad = (n - hop) // 2
+        # frames of n samples, windowed, then overlap-added by fold (one column per frame)
+        x = torch.fft.irfft(spec, n, dim=1) * self.window[None, :, None]
+        size = (frames - 1) * hop + n
+        y = F.fold(x, output_size=(1, size), kernel_size=(1, n), stride=(1, hop))[:, 0, 0, pad:size - pad]
+        env = F.fold(self.window.square()[None, :, None].expand(1, n, frames), output_size=(1, size),
+                     kernel_size=(1, n), stride=(1, hop))[0, 0, 0, pad:size - pad]
+        return y / env

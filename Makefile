@@ -8,10 +8,11 @@ export CUDA_HOME ?= /usr/local/cuda
 setup:
 	$(PIP) install -q -e .
 
-# Peers we compare against in tests: the official BigVGAN model code (no weights) and ParallelWaveGAN's losses.
+# Peers we compare against in tests: the official BigVGAN and Vocos model code (no weights) and ParallelWaveGAN's losses.
 setup-test: setup
 	$(PIP) install -q -e '.[test,eval]'
 	$(PIP) install -q --no-deps bigvgan
+	$(PIP) install -q --no-deps vocos encodec einops
 	$(PIP) install -q matplotlib huggingface_hub
 	$(PIP) install -q --no-build-isolation parallel-wavegan
 

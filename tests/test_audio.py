@@ -1,10 +1,15 @@
-"""The mel front end equals BigVGAN's / HiFi-GAN's; audio loading is robust and says what is wrong."""
+"""The mel front end equals BigVGAN's / HiFi-GAN's (and, configured so, Vocos's); audio loading is robust and says
+what is wrong."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
 from vocoder.audio import MelConfig, load_audio, mel_spectrogram, save_audio
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 bigvgan_mel = pytest.importorskip("bigvgan.meldataset")
 
@@ -45,6 +50,62 @@ def test_mel_config_from_official_json():
     assert MelConfig.from_dict(d) == MelConfig(24000, 1024, 256, 1024, 100, 0, None)
     with pytest.raises(ValueError, match="missing"):
         MelConfig.from_dict({"n_fft": 1024})
+
+
+def vocos_mel(padding: str, sample_rate=24000, n_fft=1024, hop=256, n_mels=100) -> MelConfig:
+    return MelConfig(sample_rate, n_fft, hop, n_fft, n_mels, 0.0, None, center=padding == "center",
+                     mel_scale="htk", mel_norm=None, magnitude_eps=0.0, log_floor=1e-7)
+
+
+@pytest.mark.parametrize("padding", ["center", "same"])
+@pytest.mark.parametrize("dims", [(24000, 1024, 256, 100), (22050, 1024, 256, 80), (16000, 512, 128, 64)],
+                         ids=lambda d: f"{d[0]}-{d[3]}")
+def test_mel_equals_vocos_feature_extractor(padding, dims):
+    """Vocos's MelSpectrogramFeatures (torchaudio MelSpectrogram(power=1) + log(clip(x, 1e-7))) as a MelConfig."""
+    features = pytest.importorskip("vocos.feature_extractors")
+    from vocoder.audio import MelSpectrogram
+
+    sr, n_fft, hop, n_mels = dims
+    cfg = vocos_mel(padding, sr, n_fft, hop, n_mels)
+    theirs = features.MelSpectrogramFeatures(sample_rate=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels,
+                                             padding=padding)
+    clip = load_audio(SAMPLES / "speech_nl_klettres_ad-22.wav", sample_rate=sr)
+    noise = 0.3 * torch.randn(2, sr + 37)
+    for wav in (clip[None], noise):
+        ref = theirs(wav)
+        ours = mel_spectrogram(wav, cfg)
+        frames = wav.shape[-1] // hop + (1 if padding == "center" else 0)
+        assert ours.shape == ref.shape == (wav.shape[0], n_mels, frames) and cfg.num_frames(wav.shape[-1]) == frames
+        assert (ours - ref).abs().max().item() < 1e-5
+        assert (MelSpectrogram(cfg)(wav) - ref).abs().max().item() < 1e-5
+    assert (mel_spectrogram(clip, cfg) - theirs(clip[None])[0]).abs().max().item() < 1e-5
+
+
+def test_mel_module_equals_function(speech):
+    from vocoder.audio import MelSpectrogram
+
+    wav = torch.stack([speech(0.5, seed=s) for s in range(2)])
+    for cfg in (MelConfig(), vocos_mel("center", 22050, 1024, 256, 80), vocos_mel("same", 22050, 1024, 256, 80)):
+        assert torch.equal(MelSpectrogram(cfg)(wav[:, None]), mel_spectrogram(wav, cfg))
+
+
+def test_mel_config_conventions_and_old_dicts():
+    old = {"sample_rate": 22050, "n_fft": 1024, "hop_length": 256, "win_length": 1024, "n_mels": 80, "fmin": 0.0,
+           "fmax": 8000.0}  # MelConfig.to_dict() as checkpoints wrote it before the convention fields
+    cfg = MelConfig.from_dict(old)
+    assert cfg == MelConfig() and (cfg.center, cfg.mel_scale, cfg.mel_norm, cfg.log_floor) == (False, "slaney",
+                                                                                                  "slaney", 1e-5)
+    v = vocos_mel("center")
+    assert MelConfig.from_dict(v.to_dict()) == v
+    assert v.num_frames(24000) == 24000 // 256 + 1 and MelConfig().num_frames(22050) == 22050 // 256
+    with pytest.raises(ValueError, match="too short"):
+        mel_spectrogram(torch.zeros(512), v)  # centring reflects n_fft // 2 samples
+    assert mel_spectrogram(torch.zeros(513), v).shape == (100, 3)
+    for bad in (dict(mel_scale="mel"), dict(mel_norm="area"), dict(log_floor=0.0), dict(magnitude_eps=-1.0)):
+        with pytest.raises(ValueError):
+            MelConfig(**bad)
+    # Centred framing needs no even n_fft - hop (no half-padding on each side).
+    assert MelConfig(n_fft=1024, hop_length=255, center=True).num_frames(2550) == 11
 
 
 def test_load_audio_formats(tmp_path, speech):

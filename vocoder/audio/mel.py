@@ -1,9 +1,14 @@
-"""The log-mel front end that HiFi-GAN and BigVGAN train on.
+"""The log-mel front end vocoders train on: HiFi-GAN's / BigVGAN's by default, Vocos's as an option.
 
-Exactness matters here: a vocoder only works on mels computed the way it was trained, so this module
-reproduces BigVGAN's ``meldataset.mel_spectrogram`` (itself HiFi-GAN's) to float32 rounding:
+Exactness matters here: a vocoder only works on mels computed the way it was trained. With its defaults
+:class:`MelConfig` reproduces BigVGAN's ``meldataset.mel_spectrogram`` (itself HiFi-GAN's) to float32 rounding:
 reflect padding of ``(n_fft - hop) / 2`` on each side, no centring, a periodic Hann window, magnitude
 ``sqrt(re^2 + im^2 + 1e-9)``, Slaney-normalised mel filters from librosa, natural log clamped at 1e-5.
+
+The fields ``center``, ``mel_scale``, ``mel_norm``, ``magnitude_eps`` and ``log_floor`` describe other front ends;
+``MelConfig(..., center=True, mel_scale="htk", mel_norm=None, magnitude_eps=0.0, log_floor=1e-7, fmax=None)`` is
+Vocos's ``MelSpectrogramFeatures(padding="center")`` (torchaudio's ``MelSpectrogram(power=1)``, then
+``log(clip(x, 1e-7))``), and the same with ``center=False`` its ``padding="same"``.
 """
 from __future__ import annotations
 
@@ -16,12 +21,30 @@ import librosa
 import torch
 import torch.nn.functional as F
 
-__all__ = ["MelConfig", "mel_spectrogram", "mel_filterbank", "spectral_normalize", "MelSpectrogram"]
+__all__ = ["MelConfig", "mel_spectrogram", "mel_filterbank", "spectral_normalize", "MelSpectrogram", "log_mel",
+           "linear_spectrogram"]
+
+
+MEL_SCALES = ("slaney", "htk")
+MEL_NORMS = ("slaney", None)
 
 
 @dataclass(frozen=True)
 class MelConfig:
-    """How a waveform becomes a log-mel spectrogram. ``fmax=None`` means ``sample_rate / 2``."""
+    """How a waveform becomes a log-mel spectrogram. ``fmax=None`` means ``sample_rate / 2``.
+
+    ``log(max(mel_filters @ magnitude, log_floor))`` with ``magnitude = sqrt(re^2 + im^2 + magnitude_eps)`` of an STFT
+    with a periodic Hann window of ``win_length`` samples. The defaults are HiFi-GAN's / BigVGAN's mel; checkpoints
+    written before the last five fields existed hold none of them and load as those defaults.
+
+    Framing, for ``T`` samples (a multiple of ``hop_length``):
+
+    - ``center=False``: reflect padding of ``(n_fft - hop) / 2`` on each side, no centring: ``T // hop`` frames, frame
+      ``t`` covers samples ``[t * hop - (n_fft - hop) / 2, t * hop + (n_fft + hop) / 2)``, centred on
+      ``t * hop + hop / 2`` (HiFi-GAN, BigVGAN, Vocos ``padding="same"``).
+    - ``center=True``: ``torch.stft(center=True, pad_mode="reflect")``: ``T // hop + 1`` frames, frame ``t`` centred
+      on sample ``t * hop`` (torchaudio's default, Vocos ``padding="center"``).
+    """
 
     sample_rate: int = 22050
     n_fft: int = 1024
@@ -30,19 +53,55 @@ class MelConfig:
     n_mels: int = 80
     fmin: float = 0.0
     fmax: Optional[float] = 8000.0
+    #: frame ``t`` centred on sample ``t * hop`` (``T // hop + 1`` frames) instead of HiFi-GAN's padding (``T // hop``)
+    center: bool = False
+    #: mel scale of the filters: ``"slaney"`` (librosa's default) or ``"htk"`` (torchaudio's default)
+    mel_scale: str = "slaney"
+    #: filter normalisation: ``"slaney"`` (unit area, librosa's default) or ``None`` (peak 1, torchaudio's default)
+    mel_norm: Optional[str] = "slaney"
+    #: added to ``re^2 + im^2`` under the square root: HiFi-GAN's 1e-9; 0 is the plain ``|X|`` (torchaudio, power=1)
+    magnitude_eps: float = 1e-9
+    #: the mel is clamped at this before the natural log: HiFi-GAN's 1e-5, Vocos's 1e-7
+    log_floor: float = 1e-5
 
     def __post_init__(self):
         if self.sample_rate <= 0 or self.n_fft <= 0 or self.hop_length <= 0 or self.n_mels <= 0:
             raise ValueError(f"MelConfig values must be positive, got {self}")
         if self.win_length > self.n_fft:
             raise ValueError(f"win_length ({self.win_length}) must be <= n_fft ({self.n_fft})")
-        if (self.n_fft - self.hop_length) % 2:
+        if not self.center and (self.n_fft - self.hop_length) % 2:
             raise ValueError(
                 f"n_fft - hop_length must be even for symmetric padding, got {self.n_fft} - {self.hop_length}"
             )
         nyquist = self.sample_rate / 2
         if self.fmax is not None and not (self.fmin < self.fmax <= nyquist):
             raise ValueError(f"need fmin < fmax <= sample_rate/2 ({nyquist}), got fmin={self.fmin}, fmax={self.fmax}")
+        if not isinstance(self.center, bool):
+            raise ValueError(f"center must be a bool, got {self.center!r}")
+        if self.mel_scale not in MEL_SCALES:
+            raise ValueError(f"mel_scale must be one of {MEL_SCALES}, got {self.mel_scale!r}")
+        if self.mel_norm not in MEL_NORMS:
+            raise ValueError(f"mel_norm must be one of {MEL_NORMS}, got {self.mel_norm!r}")
+        if not self.magnitude_eps >= 0:
+            raise ValueError(f"magnitude_eps must be >= 0, got {self.magnitude_eps}")
+        if not self.log_floor > 0:
+            raise ValueError(f"log_floor must be > 0, got {self.log_floor}")
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames of the mel of ``num_samples`` samples: ``T // hop`` (``center=False``), ``T // hop + 1`` (centred)."""
+        if self.center:
+            return num_samples // self.hop_length + 1
+        return (num_samples + 2 * self.padding - self.n_fft) // self.hop_length + 1
+
+    @property
+    def padding(self) -> int:
+        """Reflect padding on each side: ``(n_fft - hop) / 2``, or ``n_fft // 2`` when centred."""
+        return self.n_fft // 2 if self.center else (self.n_fft - self.hop_length) // 2
+
+    @property
+    def min_samples(self) -> int:
+        """The shortest audio the front end takes (reflect padding needs more samples than it pads)."""
+        return self.padding + 1
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -58,6 +117,12 @@ class MelConfig:
             "n_mels": ("n_mels", "num_mels"),
             "fmin": ("fmin",),
             "fmax": ("fmax",),
+            # Absent from official configs and from our checkpoints written before they existed: defaults then.
+            "center": ("center",),
+            "mel_scale": ("mel_scale",),
+            "mel_norm": ("mel_norm",),
+            "magnitude_eps": ("magnitude_eps",),
+            "log_floor": ("log_floor",),
         }
         out = {}
         for field, aliases in keys.items():
@@ -75,13 +140,26 @@ class MelConfig:
 
 
 @functools.lru_cache(maxsize=32)
-def _filterbank_np(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: Optional[float]):
-    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+def _filterbank_np(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: Optional[float],
+                   mel_scale: str = "slaney", mel_norm: Optional[str] = "slaney"):
+    if mel_scale == "slaney":
+        return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, norm=mel_norm)
+    # HTK filters are torchaudio's (what its MelSpectrogram, and so Vocos, trains on), computed its way: in float32,
+    # on bins linspace(0, sample_rate // 2). librosa's float64 HTK filters differ by up to 7e-6, which the narrow
+    # low filters turn into 4e-5 in the log-mel.
+    from torchaudio.functional import melscale_fbanks
+
+    f_max = float(sample_rate // 2) if fmax is None else float(fmax)
+    fb = melscale_fbanks(n_fft // 2 + 1, float(fmin), f_max, n_mels, sample_rate, norm=mel_norm, mel_scale="htk")
+    return fb.T.contiguous().numpy()
 
 
 def mel_filterbank(config: MelConfig, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Slaney mel filters ``[n_mels, n_fft // 2 + 1]`` (librosa's defaults, as HiFi-GAN uses)."""
-    fb = _filterbank_np(config.sample_rate, config.n_fft, config.n_mels, float(config.fmin), config.fmax)
+    """Mel filters ``[n_mels, n_fft // 2 + 1]``. Slaney scale (the default, with Slaney area normalisation as
+    HiFi-GAN uses): librosa's ``filters.mel``; HTK scale: torchaudio's ``melscale_fbanks`` (its float32 arithmetic,
+    as torchaudio's ``MelSpectrogram`` and Vocos use it); ``mel_norm`` chooses ``"slaney"`` or no normalisation."""
+    fb = _filterbank_np(config.sample_rate, config.n_fft, config.n_mels, float(config.fmin), config.fmax,
+                        config.mel_scale, config.mel_norm)
     return torch.from_numpy(fb).to(device=device, dtype=dtype)
 
 
@@ -100,18 +178,41 @@ def _hann(win_length: int, device) -> torch.Tensor:
     return _WINDOWS[key]
 
 
-def linear_spectrogram(wav: torch.Tensor, config: MelConfig) -> torch.Tensor:
-    """Magnitude spectrogram ``[B, n_fft//2+1, frames]`` with HiFi-GAN's padding (frames = T // hop)."""
-    pad = (config.n_fft - config.hop_length) // 2
-    if wav.shape[-1] <= pad:
-        raise ValueError(f"audio too short for n_fft={config.n_fft}: {wav.shape[-1]} samples (need > {pad})")
-    x = F.pad(wav.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
-    window = _hann(config.win_length, wav.device).to(wav.dtype)
+def linear_spectrogram(wav: torch.Tensor, config: MelConfig, window: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Magnitude spectrogram ``[B, n_fft//2+1, frames]`` of ``wav [B, T]`` with the config's framing
+    (``frames = config.num_frames(T)``); ``window`` defaults to a periodic Hann window of ``win_length``."""
+    if wav.shape[-1] < config.min_samples:
+        raise ValueError(f"audio too short for n_fft={config.n_fft}: {wav.shape[-1]} samples "
+                         f"(need > {config.padding})")
+    if window is None:
+        window = _hann(config.win_length, wav.device)
+    window = window.to(device=wav.device, dtype=wav.dtype)
+    if config.center:
+        x = wav
+    else:
+        pad = config.padding
+        x = F.pad(wav.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
     spec = torch.stft(
         x, config.n_fft, hop_length=config.hop_length, win_length=config.win_length, window=window,
-        center=False, normalized=False, onesided=True, return_complex=True,
+        center=config.center, pad_mode="reflect", normalized=False, onesided=True, return_complex=True,
     )
-    return torch.sqrt(spec.real.pow(2) + spec.imag.pow(2) + 1e-9)
+    if config.magnitude_eps == 0:
+        return spec.abs()
+    return torch.sqrt(spec.real.pow(2) + spec.imag.pow(2) + config.magnitude_eps)
+
+
+def log_mel(wav: torch.Tensor, config: MelConfig, basis: Optional[torch.Tensor] = None,
+            window: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The arithmetic of :func:`mel_spectrogram` on ``wav [B, T]`` (float32/float64, no checks): ``[B, n_mels, frames]``.
+
+    ``basis`` (``[n_mels, n_fft//2+1]``) and ``window`` default to the config's; :class:`MelSpectrogram` passes its
+    buffers.
+    """
+    spec = linear_spectrogram(wav, config, window)
+    if basis is None:
+        basis = mel_filterbank(config, wav.device, spec.dtype)
+    mel = torch.matmul(basis.to(device=spec.device, dtype=spec.dtype), spec)
+    return spectral_normalize(mel, config.log_floor)
 
 
 def mel_spectrogram(wav: torch.Tensor, config: MelConfig) -> torch.Tensor:
@@ -121,8 +222,8 @@ def mel_spectrogram(wav: torch.Tensor, config: MelConfig) -> torch.Tensor:
         wav: ``[T]`` or ``[B, T]`` (or ``[B, 1, T]``) float audio in [-1, 1].
         config: the mel settings.
     Returns:
-        ``[n_mels, frames]`` for 1-D input, else ``[B, n_mels, frames]``; ``frames = T // hop_length``
-        when ``T`` is a multiple of ``hop_length``.
+        ``[n_mels, frames]`` for 1-D input, else ``[B, n_mels, frames]``; ``frames = config.num_frames(T)``:
+        ``T // hop_length`` (``center=False``, the default) or ``T // hop_length + 1`` (``center=True``).
     """
     if not torch.is_tensor(wav):
         raise ValueError(f"expected a torch.Tensor waveform, got {type(wav).__name__}")
@@ -138,14 +239,13 @@ def mel_spectrogram(wav: torch.Tensor, config: MelConfig) -> torch.Tensor:
     orig_dtype = wav.dtype
     if wav.dtype in (torch.float16, torch.bfloat16):
         wav = wav.float()
-    spec = linear_spectrogram(wav, config)
-    mel = torch.matmul(mel_filterbank(config, wav.device, spec.dtype), spec)
-    mel = spectral_normalize(mel).to(orig_dtype)
+    mel = log_mel(wav, config).to(orig_dtype)
     return mel.squeeze(0) if squeeze else mel
 
 
 class MelSpectrogram(torch.nn.Module):
-    """``nn.Module`` wrapper of :func:`mel_spectrogram` (filters kept as a buffer): ``[B, T] -> [B, n_mels, T//hop]``."""
+    """``nn.Module`` form of :func:`mel_spectrogram` (filters and window kept as buffers, float32):
+    ``[B, T]`` or ``[B, 1, T]`` -> ``[B, n_mels, config.num_frames(T)]``."""
 
     def __init__(self, config: MelConfig):
         super().__init__()
@@ -154,12 +254,6 @@ class MelSpectrogram(torch.nn.Module):
         self.register_buffer("window", torch.hann_window(config.win_length), persistent=False)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        c = self.config
         if wav.dim() == 3:
             wav = wav.squeeze(1)
-        pad = (c.n_fft - c.hop_length) // 2
-        x = F.pad(wav.unsqueeze(1).float(), (pad, pad), mode="reflect").squeeze(1)
-        spec = torch.stft(x, c.n_fft, c.hop_length, c.win_length, self.window, center=False,
-                          normalized=False, onesided=True, return_complex=True)
-        spec = torch.sqrt(spec.real.pow(2) + spec.imag.pow(2) + 1e-9)
-        return spectral_normalize(torch.matmul(self.basis, spec))
+        return log_mel(wav.float(), self.config, self.basis, self.window)

@@ -154,7 +154,7 @@ def clip_dir(tmp_path_factory):
 
 def test_report_oracle_vs_griffin_lim(clip_dir, tmp_path):
     png = tmp_path / "worst.png"
-    report = evaluate(OracleVocoder(CFG), clip_dir, png_path=png)
+    report = evaluate(OracleVocoder(CFG), clip_dir, png_path=png, mos=False)  # MOS: tests/test_mos.py
     assert report["n_clips"] == 2 and [c["file"].endswith(n) for c, n in zip(report["clips"], ("a.wav", "b.wav"))]
     assert report["systems"] == ["vocoder", "griffin_lim"] and report["model"] == "oracle"
     for clip in report["clips"]:
@@ -171,20 +171,23 @@ def test_report_oracle_vs_griffin_lim(clip_dir, tmp_path):
     loaded = json.loads(out.read_text())
     assert loaded == report
     assert set(loaded["mean"]["griffin_lim"]) == set(METRICS)
+    # Without the MOS predictors the report is the intrusive layout only: no reference entry anywhere.
+    assert report["metrics"] == list(METRICS) and "reference_metrics" not in report
+    assert "reference" not in report["mean"] and all("reference" not in c["metrics"] for c in report["clips"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     table = format_table(report)
     assert "griffin_lim" in table and "pesq" in table and "oracle" in table
 
     # Reproducible: a second run (first clip only) gives the same numbers for that clip.
-    again = evaluate(OracleVocoder(CFG), clip_dir, max_clips=1)
+    again = evaluate(OracleVocoder(CFG), clip_dir, max_clips=1, mos=False)
     assert again["n_clips"] == 1 and again["clips"][0] == report["clips"][0]
 
 
 def test_griffin_lim_vocoder_without_floor(clip_dir, tmp_path):
     short = tmp_path / "short.wav"
     save_audio(short, torch.zeros(100), SR)  # shorter than one STFT frame: skipped, not fatal
-    report = evaluate(GriffinLimVocoder(CFG), [clip_dir / "a.wav", short], griffin_lim_floor=False)
+    report = evaluate(GriffinLimVocoder(CFG), [clip_dir / "a.wav", short], griffin_lim_floor=False, mos=False)
     assert report["systems"] == ["vocoder"] and report["n_clips"] == 1
     assert [s["file"] for s in report["skipped"]] == [str(short)]
     assert 1.0 < report["mean"]["vocoder"]["pesq"] < 4.0
@@ -209,6 +212,8 @@ def test_bad_inputs(tmp_path):
 
 
 def test_cli_eval_prints_table_and_writes_report(clip_dir, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("distillmos")  # the CLI scores with the MOS predictors unless --no-mos
+    pytest.importorskip("speechmos")
     from vocoder.cli.main import main
     from vocoder.inference import Vocoder
 
@@ -225,8 +230,15 @@ def test_cli_eval_prints_table_and_writes_report(clip_dir, tmp_path, monkeypatch
     assert rc == 0 and seen["path"] == "m.pt"
     printed = capsys.readouterr().out
     assert "pesq" in printed and "griffin_lim" not in printed
+    assert "distillmos" in printed and "dnsmos_ovrl" in printed and "\nreference " in printed
     report = json.loads(out.read_text())
     assert report["n_clips"] == 1 and report["systems"] == ["vocoder"]
     assert report["mean"]["vocoder"]["pesq"] > 4.5
+    assert set(report["mean"]["reference"]) == {"distillmos", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"}
+    assert 1.0 <= report["mean"]["vocoder"]["distillmos"] <= 5.0
     assert png.is_file()
+    rc = main(["eval", "--model", "m.pt", "--data", str(clip_dir), "--report", str(out), "--max-clips", "1",
+               "--no-griffin-lim", "--no-mos"])
+    assert rc == 0 and "distillmos" not in capsys.readouterr().out
+    assert "reference" not in json.loads(out.read_text())["mean"]
     assert main(["eval", "--model", "m.pt", "--data", str(tmp_path / "nothing_here")]) == 2

@@ -1,9 +1,12 @@
 """``vocoder eval``: copy-synthesis evaluation of a model on a folder of clips, against the Griffin-Lim floor.
 
     vocoder eval --model MODEL --data DIR [--report out.json] [--png worst.png] [--max-clips N] [--no-griffin-lim]
+                 [--no-mos]
 
-Prints a table of mean ± std per metric (PESQ, STOI, M-STFT, mel L1, MCD, periodicity, V/UV F1) for the model
-and for Griffin-Lim on the same mels. Needs the ``eval`` extra (pesq, pystoi, auraloss, torchcrepe).
+Prints a table of mean ± std per metric (PESQ, STOI, M-STFT, mel L1, MCD, periodicity, V/UV F1, and the
+non-intrusive MOS predictors DistillMOS and DNSMOS P.835 overall) for the model and for Griffin-Lim on the same
+mels, plus the MOS predictors on the original clips (the reference: their ceiling on this data). Needs the
+``eval`` extra (pesq, pystoi, auraloss, torchcrepe, distillmos, speechmos, onnxruntime).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import logging
 log = logging.getLogger(__name__)
 
 _EXTRA = ("pesq", "pystoi", "auraloss", "torchcrepe")
+_EXTRA_MOS = ("distillmos", "speechmos", "onnxruntime")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -29,13 +33,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-clips", type=int, default=None, help="evaluate only the first N clips (sorted)")
     p.add_argument("--no-griffin-lim", action="store_true", help="skip the Griffin-Lim floor")
     p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations (default: 32)")
+    p.add_argument("--no-mos", action="store_true",
+                   help="skip the MOS predictors (DistillMOS, DNSMOS) and the reference's scores")
     return p
 
 
 def run(args) -> int:
-    missing = [m for m in _EXTRA if importlib.util.find_spec(m) is None]
+    needed = _EXTRA + (() if args.no_mos else _EXTRA_MOS)
+    missing = [m for m in needed if importlib.util.find_spec(m) is None]
     if missing:
-        raise ValueError(f"vocoder eval needs {', '.join(missing)}: pip install 'vocoder[eval]'")
+        raise ValueError(f"vocoder eval needs {', '.join(missing)}: pip install 'vocoder[eval]' "
+                         f"(pip install -e '.[eval]' in a checkout)")
     from ..evaluation.report import evaluate, format_table, list_clips, write_json
     from ..inference import Vocoder
 
@@ -44,7 +52,7 @@ def run(args) -> int:
         files.extend(list_clips(item))
     voc = Vocoder.from_pretrained(args.model, device=args.device, config=args.config)
     report = evaluate(voc, files, max_clips=args.max_clips, griffin_lim_floor=not args.no_griffin_lim,
-                      png_path=args.png, gl_iters=args.gl_iters)
+                      png_path=args.png, gl_iters=args.gl_iters, mos=not args.no_mos)
     if args.model is not None:
         report["model"] = f"{report['model']} ({args.model})"
     print(format_table(report))

@@ -1,8 +1,11 @@
 """Evaluate a vocoder on a set of clips: copy-synthesis, metrics, the Griffin-Lim floor, a table, JSON, a PNG.
 
 For each clip: load at the model's rate -> ``mel = voc.mel(wav)`` -> ``voc(mel)`` -> metrics against the clip;
-the same mel through Griffin-Lim gives the floor. Clips are taken in sorted path order and nothing is random
-(Griffin-Lim's initial phase has a fixed seed), so two runs give the same report.
+the same mel through Griffin-Lim gives the floor. With ``mos=True`` (the default) every output is also scored
+by the non-intrusive MOS predictors of :mod:`.mos` (DistillMOS, DNSMOS P.835), and so is the original clip
+itself: the "reference" entry, the ceiling those predictors give this data (the intrusive metrics are trivially
+perfect on it, so the reference has the MOS metrics only). Clips are taken in sorted path order and nothing is
+random (Griffin-Lim's initial phase has a fixed seed), so two runs give the same report.
 
 Report layout (a JSON-ready dict; undefined metrics are ``None``)::
 
@@ -12,6 +15,12 @@ Report layout (a JSON-ready dict; undefined metrics are ``None``)::
      "skipped": [{"file": str, "reason": str}, ...],   # unreadable or too short to analyse
      "mean": {system: {metric: float | None}}, "std": {system: {metric: float | None}},
      "worst_clip": {"file": str, "pesq": float | None} | None}
+
+With ``mos=True``, "metrics" goes on with the MOS metrics (``distillmos``, ``dnsmos_ovrl``, ``dnsmos_sig``,
+``dnsmos_bak``), which every system has, and the report adds ``"reference_metrics": [those names]``, a
+``"reference"`` entry in each clip's "metrics" and in "mean" / "std" holding just those, scored on the original
+clip. With ``mos=False`` the report is exactly the layout above. The table prints ``distillmos`` and
+``dnsmos_ovrl`` of the MOS metrics (sig / bak are in the JSON only) and a "reference" row.
 """
 from __future__ import annotations
 
@@ -29,14 +38,17 @@ from ..audio.io import AUDIO_EXTENSIONS, load_audio
 from ..audio.mel import MelConfig, mel_spectrogram
 from ..utils import atomic_write_bytes
 from .griffin_lim import griffin_lim
+from . import mos as _mos
 from .metrics import HIGHER_IS_BETTER, METRICS, align, evaluate_pair
 
 __all__ = ["list_clips", "evaluate", "summarize", "format_table", "write_json", "plot_spectrograms"]
 
 log = logging.getLogger(__name__)
 
-VOCODER, GRIFFIN_LIM = "vocoder", "griffin_lim"
+VOCODER, GRIFFIN_LIM, REFERENCE = "vocoder", "griffin_lim", "reference"
 _LABELS = {VOCODER: "vocoder", GRIFFIN_LIM: "Griffin-Lim"}  # panel titles of the PNG
+_HIGHER = {**HIGHER_IS_BETTER, **_mos.HIGHER_IS_BETTER}
+_JSON_ONLY = ("dnsmos_sig", "dnsmos_bak")  # in the JSON, left out of the printed table
 
 
 def list_clips(data: Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]]) -> List[Path]:
@@ -64,13 +76,14 @@ def _clean(x: float) -> Optional[float]:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-def summarize(clips: Sequence[Dict[str, Any]], systems: Sequence[str]) -> Dict[str, Dict[str, Dict[str, Any]]]:
+def summarize(clips: Sequence[Dict[str, Any]], systems: Sequence[str],
+              metrics: Sequence[str] = METRICS) -> Dict[str, Dict[str, Dict[str, Any]]]:
     """Per system and metric, mean and (population) std over the clips where the metric is defined."""
     mean: Dict[str, Dict[str, Any]] = {}
     std: Dict[str, Dict[str, Any]] = {}
     for s in systems:
         mean[s], std[s] = {}, {}
-        for m in METRICS:
+        for m in metrics:
             vals = np.array([c["metrics"][s][m] for c in clips if c["metrics"][s][m] is not None], dtype=np.float64)
             mean[s][m] = float(vals.mean()) if vals.size else None
             std[s][m] = float(vals.std()) if vals.size else None
@@ -95,7 +108,7 @@ def _synthesize(vocoder, mel: torch.Tensor) -> torch.Tensor:
 
 def evaluate(vocoder, data, max_clips: Optional[int] = None, griffin_lim_floor: bool = True,
              png_path: Union[str, os.PathLike, None] = None, gl_iters: int = 32,
-             crepe_model: str = "tiny") -> Dict[str, Any]:
+             crepe_model: str = "tiny", mos: bool = True) -> Dict[str, Any]:
     """Copy-synthesis evaluation of ``vocoder`` on ``data``.
 
     Args:
@@ -105,6 +118,7 @@ def evaluate(vocoder, data, max_clips: Optional[int] = None, griffin_lim_floor: 
         max_clips: evaluate only the first N clips (sorted order).
         griffin_lim_floor: also score Griffin-Lim on the same mels.
         png_path: where to draw original / vocoder / Griffin-Lim mels of the worst clip (lowest vocoder PESQ).
+        mos: also score every output and the original clip (the "reference") with DistillMOS and DNSMOS.
     Returns:
         the report dict described in the module docstring.
     """
@@ -114,6 +128,8 @@ def evaluate(vocoder, data, max_clips: Optional[int] = None, griffin_lim_floor: 
     if max_clips is not None and max_clips < 1:
         raise ValueError(f"max_clips must be >= 1 or None, got {max_clips}")
     files = list_clips(data)
+    if mos:
+        _mos.require()  # fail before any work when the predictors are not installed
     if max_clips is not None:
         files = files[:max_clips]
     sr = int(vocoder.sample_rate)
@@ -141,10 +157,16 @@ def evaluate(vocoder, data, max_clips: Optional[int] = None, griffin_lim_floor: 
         for name, wav in outputs.items():
             r, h = align(ref, wav)
             scores = evaluate_pair(r, h, sr, mel_config, crepe_model, cache=cache)
+            if mos:
+                scores.update(_mos.mos_scores(wav, sr))  # the output as it is, like a listener would hear it
             metrics[name] = {k: _clean(v) for k, v in scores.items()}
+        if mos:
+            metrics[REFERENCE] = {k: _clean(v) for k, v in _mos.mos_scores(ref, sr).items()}
         clips.append({"file": str(path), "duration_s": round(ref.numel() / sr, 4), "metrics": metrics})
         log.info("[%d/%d] %s: %s", i + 1, len(files), path.name,
-                 ", ".join(f"{s} pesq={metrics[s]['pesq']}" for s in systems))
+                 ", ".join(f"{s} pesq={metrics[s]['pesq']}" for s in systems)
+                 + (f", distillmos reference={metrics[REFERENCE]['distillmos']} "
+                    f"vocoder={metrics[VOCODER]['distillmos']}" if mos else ""))
         pesq = metrics[VOCODER]["pesq"]
         key = math.inf if pesq is None else pesq
         if worst is None or key < worst[0]:
@@ -152,12 +174,18 @@ def evaluate(vocoder, data, max_clips: Optional[int] = None, griffin_lim_floor: 
 
     if not clips:
         raise ValueError(f"none of the {len(files)} clip(s) could be evaluated: {skipped[:3]}")
+    metric_names = list(METRICS) + (list(_mos.MOS_METRICS) if mos else [])
     report: Dict[str, Any] = {
         "format": "vocoder-eval", "version": 1, "model": _model_name(vocoder), "sample_rate": sr,
-        "mel": mel_config.to_dict(), "systems": systems, "metrics": list(METRICS), "n_clips": len(clips),
+        "mel": mel_config.to_dict(), "systems": systems, "metrics": metric_names, "n_clips": len(clips),
         "clips": clips, "skipped": skipped,
     }
-    report.update(summarize(clips, systems))
+    report.update(summarize(clips, systems, metric_names))
+    if mos:
+        report["reference_metrics"] = list(_mos.MOS_METRICS)
+        ref_summary = summarize(clips, [REFERENCE], _mos.MOS_METRICS)
+        for k in ("mean", "std"):
+            report[k][REFERENCE] = ref_summary[k][REFERENCE]
     report["worst_clip"] = None if worst is None else {
         "file": str(worst[1]), "pesq": None if math.isinf(worst[0]) else worst[0]}
     if png_path is not None and worst is not None:
@@ -166,13 +194,24 @@ def evaluate(vocoder, data, max_clips: Optional[int] = None, griffin_lim_floor: 
 
 
 def format_table(report: Dict[str, Any]) -> str:
-    """A fixed-width table: one row per system, mean ± std per metric, arrows for the better direction."""
-    systems = report["systems"]
-    head = ["system"] + [f"{m} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in report["metrics"]]
+    """A fixed-width table: one row per system, mean ± std per metric, arrows for the better direction.
+
+    With MOS metrics, a last "reference" row has them for the original clips ("-" under the other metrics);
+    ``dnsmos_sig`` / ``dnsmos_bak`` are left to the JSON.
+    """
+    systems = list(report["systems"])
+    ref_metrics = report.get("reference_metrics") or []
+    if ref_metrics:
+        systems.append(REFERENCE)
+    columns = [m for m in report["metrics"] if m not in _JSON_ONLY]
+    head = ["system"] + [f"{m} {'↑' if _HIGHER[m] else '↓'}" for m in columns]
     rows = []
     for s in systems:
         row = [s]
-        for m in report["metrics"]:
+        for m in columns:
+            if m not in report["mean"][s]:
+                row.append("-")
+                continue
             mu, sd = report["mean"][s][m], report["std"][s][m]
             row.append("n/a" if mu is None else f"{mu:.3f}±{sd:.3f}")
         rows.append(row)
@@ -181,6 +220,8 @@ def format_table(report: Dict[str, Any]) -> str:
     lines = [f"{report['model']} @ {report['sample_rate']} Hz, {report['n_clips']} clip(s)", fmt(head),
              "  ".join("-" * w for w in widths)]
     lines += [fmt(r) for r in rows]
+    if ref_metrics:
+        lines.append("reference: the original clips scored by the MOS predictors (their ceiling on this data)")
     if report.get("skipped"):
         lines.append(f"skipped {len(report['skipped'])} clip(s) that could not be read or analysed")
     if report.get("worst_clip"):

@@ -1,6 +1,6 @@
 """Streaming decoding: mel frames in as they come, the audio that is final out, equal to the offline decode.
 
-    sv = StreamingVocoder(vocoder)            # a Vocoder or a bare generator (HiFi-GAN, MelGAN, BigVGAN)
+    sv = StreamingVocoder(vocoder)            # a Vocoder or a bare generator (HiFi-GAN, MelGAN, BigVGAN, Vocos)
     for chunk in mel_chunks:                  # [n_mels, t] or [B, n_mels, t], any t >= 1
         play(sv.push(chunk))                  # [samples] / [B, samples], possibly empty
     play(sv.flush())                          # the rest, with the offline right-edge padding
@@ -27,8 +27,9 @@ from typing import List, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 
-from .layers import (StateAllocator, StreamActivation1d, StreamConv1d, StreamConvTranspose1d, StreamIdentity,
-                     StreamLayer, StreamPointwise, StreamSequential, StreamStandardize, StreamSum)
+from .layers import (StateAllocator, StreamActivation1d, StreamChannelNorm, StreamConcat, StreamConv1d,
+                     StreamConvNeXtPointwise, StreamConvTranspose1d, StreamFourierHead, StreamIdentity, StreamISTFT,
+                     StreamLayer, StreamMelPrior, StreamPointwise, StreamSequential, StreamStandardize, StreamSum)
 
 __all__ = ["StreamingGenerator", "StreamingVocoder", "build_streaming_generator", "fuse_activations"]
 
@@ -160,7 +161,47 @@ def _input_norm(gen: nn.Module) -> List[StreamLayer]:
     return [] if norm is None else [StreamStandardize(norm)]
 
 
-_BUILDERS = {"HiFiGANGenerator": _hifigan, "BigVGANGenerator": _bigvgan, "MelGANGenerator": _melgan}
+def _vocos(gen: nn.Module) -> StreamSequential:
+    """Vocos: ConvNeXt backbone at frame rate (the 7-tap embed and depthwise convs keep 3 frames of context
+    each, a block's residual waits in a :class:`StreamSum` queue), the frame-wise head projection, and the
+    inverse STFT's overlap-add. With the pinv prior, the prior's frames wait in a :class:`StreamConcat` queue
+    until the backbone's prediction for them is out."""
+    from ..generators.vocos import MAX_AMPLITUDE, PRIOR_FLOOR
+
+    bb, head, cfg = gen.backbone, gen.head, gen.config
+    layers: List[StreamLayer] = [StreamConv1d.from_conv(bb.embed), StreamChannelNorm(bb.norm)]
+    dim = bb.embed.out_channels
+    for block in bb.convnext:
+        f = StreamSequential([StreamConv1d.from_conv(block.dwconv), StreamConvNeXtPointwise(block)])
+        layers.append(StreamSum([f, StreamIdentity()], dim))  # x + pointwise(dwconv(x))
+    layers += [StreamChannelNorm(bb.final_layer_norm), StreamFourierHead(head)]
+    net = StreamSequential(layers)
+    istft = head.istft
+    out = StreamISTFT(istft.window, istft.n_fft, istft.hop_length, istft.padding, MAX_AMPLITUDE,
+                      with_prior=gen.prior_basis is not None)
+    if gen.prior_basis is None:
+        return StreamSequential([net, out])
+    prior = StreamMelPrior(gen.prior_basis, PRIOR_FLOOR)
+    _check_prior(gen, prior)
+    n_bins, n_head = head.n_bins, 2 * head.n_bins
+    if cfg.prior_input:  # the backbone reads the prior: [prior, head(backbone(prior))]
+        return StreamSequential([prior, StreamConcat([StreamIdentity(), net], [n_bins, n_head]), out])
+    return StreamSequential([StreamConcat([prior, net], [n_bins, n_head]), out])  # [prior(mel), head(backbone(mel))]
+
+
+def _check_prior(gen: nn.Module, prior: StreamMelPrior) -> None:
+    """The streaming prior repeats ``prior_log_amplitude``'s arithmetic: refuse to build if they disagree."""
+    probe = torch.linspace(-6.0, 2.0, 3 * gen.n_mels, dtype=prior.basis.dtype).view(1, gen.n_mels, 3)
+    with torch.no_grad():
+        want = gen.prior_log_amplitude(probe)
+        got = prior(probe, [], False)
+    if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-5, atol=1e-5):
+        raise RuntimeError("the streaming amplitude prior differs from VocosGenerator.prior_log_amplitude; "
+                           "update vocoder.streaming.layers.StreamMelPrior")
+
+
+_BUILDERS = {"HiFiGANGenerator": _hifigan, "BigVGANGenerator": _bigvgan, "MelGANGenerator": _melgan,
+             "VocosGenerator": _vocos}
 
 
 def fuse_activations(layer: StreamLayer) -> int:
@@ -242,13 +283,14 @@ class StreamingGenerator(nn.Module):
     @torch.jit.export
     def flush(self, states: List[torch.Tensor]) -> Tuple[torch.Tensor, List[torch.Tensor]]:
         states = [s for s in states]
-        empty = states[0][:, :, :0]  # the first layer's buffer: [B, n_mels, *]
+        ref = states[0]  # the first stateful layer's buffer or queue: [B, *, *]
+        empty = ref.new_zeros(ref.shape[0], self.n_mels, 0)
         y = self.body(empty, states, True)
         return y[:, 0], states
 
 
 def build_streaming_generator(generator: nn.Module, fuse: bool = True) -> StreamingGenerator:
-    """The streaming twin of a HiFi-GAN, MelGAN or BigVGAN generator (same weights, copied).
+    """The streaming twin of a HiFi-GAN, MelGAN, BigVGAN or Vocos generator (same weights, copied).
 
     ``fuse=False`` keeps every leaky ReLU a layer of its own (see :func:`fuse_activations`; same output).
     """

@@ -41,6 +41,18 @@ CONFIGS = {
                                         resblock_dilation_sizes=((1, 3),), activation="snake", snake_logscale=False,
                                         use_tanh_at_final=False, use_bias_at_final=False)),
 }
+# Fourier-head (Vocos) generators: both iSTFT paddings, with and without the pinv prior / atan2 phase head.
+_VOCOS = dict(n_mels=N_MELS, dim=16, intermediate_dim=24, num_layers=2, n_fft=16, hop_length=4, sample_rate=8000,
+              fmax=4000.0)
+VOCOS_CONFIGS = {
+    "vocos_same": ("vocos", dict(_VOCOS, padding="same")),
+    "vocos_center": ("vocos", dict(_VOCOS, padding="center")),
+    "vocos_same_prior_atan2": ("vocos", dict(_VOCOS, padding="same", prior="pinv", head="atan2")),
+    "vocos_center_prior_atan2": ("vocos", dict(_VOCOS, padding="center", prior="pinv", head="atan2")),
+    "vocos_same_prior_mel_input": ("vocos", dict(_VOCOS, padding="same", prior="pinv", prior_input=False)),
+    "vocos_center_atan2": ("vocos", dict(_VOCOS, padding="center", head="atan2")),
+}
+CONFIGS.update(VOCOS_CONFIGS)
 
 _CACHE: dict = {}
 
@@ -243,12 +255,14 @@ def test_bigvgan_streaming_reference_path(monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------- delay and state
-@pytest.mark.parametrize("key", ["hifigan_rb1", "hifigan_rb2", "melgan", "bigvgan_amp1"])
+@pytest.mark.parametrize("key", ["hifigan_rb1", "hifigan_rb2", "melgan", "bigvgan_amp1", "vocos_same",
+                                 "vocos_center_atan2"])
 def test_lookahead_is_the_right_receptive_field(key):
     """Changing frame k never changes audio before frame k - lookahead (the delay is enough); for HiFi-GAN and
     MelGAN it does change frame k - lookahead itself (the delay is not more than needed).
 
-    float64 so that small contributions stay visible; BigVGAN is only checked for sufficiency: the outermost
+    float64 so that small contributions stay visible (Vocos without the prior: the prior computes in float32,
+    and it is frame-wise, so it leaves the receptive field as it is); BigVGAN is only checked for sufficiency: the outermost
     taps of a dozen chained Kaiser filters multiply to far below double precision, so the true edge of its
     receptive field cannot be observed numerically (its minimality is checked by the count test below).
     """
@@ -305,7 +319,7 @@ def test_state_is_constant_over_a_60_second_utterance():
     assert total == frames * g.hop_length
 
 
-@pytest.mark.parametrize("key", ["melgan", "bigvgan_amp1", "hifigan_rb1"])
+@pytest.mark.parametrize("key", ["melgan", "bigvgan_amp1", "hifigan_rb1", "vocos_same_prior_atan2", "vocos_center"])
 def test_state_size_constant_every_family(key):
     sv = StreamingVocoder(make_generator(key))
     mel = torch.randn(1, N_MELS, 300)
@@ -357,7 +371,7 @@ def test_vocoder_stream_method_and_lookahead():
     assert (torch.cat(pieces) - voc(mel)).abs().max() <= TOL
 
 
-@pytest.mark.parametrize("key", ["hifigan_rb1", "melgan", "bigvgan_amp1"])
+@pytest.mark.parametrize("key", ["hifigan_rb1", "melgan", "bigvgan_amp1", "vocos_same_prior_atan2", "vocos_center"])
 def test_torchscript_export_round_trip(key, monkeypatch):
     """``torch.jit.script`` -> save -> load; explicit state; equals the offline decode."""
     import warnings
@@ -575,11 +589,131 @@ def test_scripted_calls_run_unoptimised_and_restore_the_executor_flag():
 
 
 def test_script_auto_picks_by_family():
-    """``"auto"`` scripts HiFi-GAN and MelGAN, keeps BigVGAN (anti-aliased activations, fused kernel) eager."""
-    for key in ("hifigan_rb1", "hifigan_rb2", "melgan"):
+    """``"auto"`` scripts HiFi-GAN, MelGAN and Vocos, keeps BigVGAN (anti-aliased activations, fused kernel) eager."""
+    for key in ("hifigan_rb1", "hifigan_rb2", "melgan", "vocos_same_prior_atan2"):
         assert StreamingVocoder(make_generator(key)).scripted is not None, key
     for key in ("bigvgan_amp1", "bigvgan_amp2_v2"):
         assert StreamingVocoder(make_generator(key)).scripted is None, key
     assert StreamingVocoder(make_generator("hifigan_rb1"), script=False).scripted is None
     with pytest.raises(ValueError, match="script"):
         StreamingVocoder(make_generator("melgan"), script="yes")
+
+
+# ------------------------------------------------------------------------------------------- Fourier head (Vocos)
+def _vocos_istft(sv: StreamingVocoder):
+    from vocoder.streaming.layers import StreamISTFT
+
+    return next(m for m in sv.network.modules() if isinstance(m, StreamISTFT))
+
+
+@pytest.mark.parametrize("script", [True, False])
+@pytest.mark.parametrize("key", sorted(VOCOS_CONFIGS))
+def test_vocos_streaming_equals_offline(key, script):
+    """Chunks of 1, 3, 7 and random sizes, a batch of 3, the scripted and the eager network: the concatenation
+    equals ``generator(mel)``, the first samples (the iSTFT's trimmed start) and the last ones (the flush: the
+    zero-padded convs' end and the overlap-add's envelope of the last frames) included."""
+    g = make_generator(key)
+    sv = StreamingVocoder(g, script=script)
+    assert (sv.scripted is not None) == script
+    T = 37
+    mel = torch.randn(3, N_MELS, T, generator=torch.Generator().manual_seed(3))
+    ref = offline(g, mel)
+    rng = random.Random(5)
+    for chunks in ([1] * T, [3] * 13, [7] * 6, random_chunks(T, rng), random_chunks(T, rng, 3), [T]):
+        y = stream_all(sv, mel, chunks)
+        assert y.shape == ref.shape, chunks
+        assert (y - ref).abs().max().item() <= TOL, chunks
+
+
+@pytest.mark.parametrize("key", ["vocos_same_prior_atan2", "vocos_center", "vocos_same_prior_mel_input"])
+def test_vocos_flush_before_the_lookahead(key):
+    """Utterances shorter than the lookahead (nothing comes out before the flush) and around it."""
+    g = make_generator(key)
+    sv = StreamingVocoder(g)
+    L = sv.lookahead_frames
+    for T in (1, 2, 3, L - 1, L, L + 1):
+        mel = torch.randn(2, N_MELS, T, generator=torch.Generator().manual_seed(T))
+        ref = offline(g, mel)
+        pushed = [sv.push(mel[..., i:i + 1]) for i in range(T)]
+        if T < L:
+            assert all(p.shape[-1] == 0 for p in pushed), T
+        y = torch.cat(pushed + [sv.flush()], -1)
+        assert y.shape == ref.shape, T
+        assert (y - ref).abs().max().item() <= TOL, T
+
+
+def test_vocos_lookahead_values():
+    """3 frames per 7-tap conv (embed + one per ConvNeXt block) + ceil(iSTFT trim / hop) frames; the default
+    preset ``vocos_22khz_80band`` (8 blocks, n_fft 1024, hop 256, "same": trim 384) waits 29 frames."""
+    for key, (_, cfg) in VOCOS_CONFIGS.items():
+        trim = (cfg["n_fft"] - cfg["hop_length"]) // 2 if cfg["padding"] == "same" else cfg["n_fft"] // 2
+        expected = 3 * (cfg["num_layers"] + 1) + -(-trim // cfg["hop_length"])
+        assert StreamingVocoder(make_generator(key), script=False).lookahead_frames == expected, key
+    assert build_streaming_generator(build_generator("vocos_22khz_80band")).lookahead_frames == 29
+    assert build_streaming_generator(build_generator("vocos_22khz_80band_small")).lookahead_frames == 23
+
+
+def test_vocos_preset_stream_through_the_vocoder():
+    """A preset-sized network (n_fft 1024, hop 256) through ``Vocoder.stream``."""
+    from vocoder.generators.registry import get_preset
+    from vocoder.inference import Vocoder
+
+    torch.manual_seed(0)
+    voc = Vocoder(build_generator("vocos_22khz_80band_small"), get_preset("vocos_22khz_80band_small").mel)
+    assert voc.lookahead_frames == 23
+    mel = torch.randn(80, 41) - 4.0  # log-mel scale
+    y = torch.cat(list(voc.stream(mel[:, i:i + 6] for i in range(0, 41, 6))))
+    ref = voc(mel)
+    assert y.shape == ref.shape and (y - ref).abs().max().item() <= TOL
+
+
+def _stream_tampered(sv: StreamingVocoder, mel: torch.Tensor, chunks, after_push=None):
+    outs, i = [], 0
+    for c in chunks:
+        outs.append(sv.push(mel[..., i:i + c]))
+        i += c
+        if after_push is not None:
+            after_push(sv._states)
+    outs.append(sv.flush())
+    return torch.cat(outs, dim=-1)
+
+
+@pytest.mark.parametrize("key", ["vocos_same_prior_atan2", "vocos_center"])
+def test_vocos_equality_check_catches_a_wrong_overlap_add(key, monkeypatch):
+    """The comparisons above fail for a wrong iSTFT state: (a) the overlap-add tail dropped between pushes,
+    (b) the end of the utterance divided by the middle-of-utterance window envelope instead of the summed
+    squared window of the frames that exist: only the last ``trim`` samples change, by far more than the
+    tolerance."""
+    g = make_generator(key)
+    sv = StreamingVocoder(g, script=False)
+    ist = _vocos_istft(sv)
+    T = 23
+    mel = torch.randn(2, N_MELS, T, generator=torch.Generator().manual_seed(11))
+    ref = offline(g, mel)
+    chunks = [3, 1, 7, 2, 5, 5]
+    assert (_stream_tampered(sv, mel, chunks) - ref).abs().max().item() <= TOL
+
+    def drop_ola(states):
+        states[ist.offset] = torch.zeros_like(states[ist.offset])
+
+    y = _stream_tampered(sv, mel, chunks, after_push=drop_ola)
+    assert y.shape == ref.shape and (y - ref).abs().max().item() > 100 * TOL
+
+    n, hop = ist.n_fft, ist.hop
+    many = ist._overlap_add(ist.window_sq[None, :, None].expand(1, n, 8 * (n // hop)))
+    middle = many[:, 4 * n:4 * n + n - hop]  # at a frame boundary with every overlapping frame present
+    real_forward = ist.forward
+
+    def steady_envelope_at_the_end(x, states, final):
+        if not final:
+            return real_forward(x, states, final)
+        head = real_forward(x, states, False)  # the last frames in, their final samples out...
+        states[ist.offset + 1] = middle.clone()  # ...then the wrong envelope for the rest
+        return torch.cat([head, real_forward(x[:, :, :0], states, True)], dim=-1)
+
+    monkeypatch.setattr(ist, "forward", steady_envelope_at_the_end)
+    y = _stream_tampered(sv, mel, chunks)
+    tail = ist.trim  # the samples only the end of the utterance makes final
+    assert y.shape == ref.shape
+    assert (y[..., :-tail] - ref[..., :-tail]).abs().max().item() <= TOL
+    assert (y[..., -tail:] - ref[..., -tail:]).abs().max().item() > 100 * TOL

@@ -20,6 +20,7 @@ _TINY_GEN = {
     "bigvgan": ["generator.config.upsample_initial_channel=64", "generator.config.resblock_kernel_sizes=[3]",
                 "generator.config.resblock_dilation_sizes=[[1, 3, 5]]"],
     "melgan": ["generator.config.ngf=4", "generator.config.n_residual_layers=1"],
+    "vocos": ["generator.config.dim=16", "generator.config.intermediate_dim=32", "generator.config.num_layers=2"],
 }
 _TINY_DISC = {
     "mpd": {"channel_mult": 0.0625, "periods": [2, 3]},

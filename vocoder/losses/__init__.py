@@ -15,12 +15,13 @@ weight 2 is the caller's.
 """
 from .adversarial import ADVERSARIAL_KINDS, discriminator_adversarial_loss, generator_adversarial_loss
 from .feature_matching import feature_matching_loss
+from .fourier import FourierLosses, STFTFrames, anti_wrap
 from .mel import MelL1Loss, MultiScaleMelLoss
 from .stft import MultiResolutionSTFTLoss
 
 __all__ = [
     "ADVERSARIAL_KINDS", "generator_adversarial_loss", "discriminator_adversarial_loss", "feature_matching_loss",
-    "MelL1Loss", "MultiScaleMelLoss", "MultiResolutionSTFTLoss", "PAPER_WEIGHTS",
+    "MelL1Loss", "MultiScaleMelLoss", "FourierLosses", "STFTFrames", "anti_wrap", "MultiResolutionSTFTLoss", "PAPER_WEIGHTS",
 ]
 
 #: loss weights as published, keyed by system

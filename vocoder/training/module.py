@@ -31,7 +31,10 @@ import torch
 from ..audio.mel import MelConfig, mel_spectrogram
 from .recipes import discriminator_from_recipe, generator_from_recipe, mel_config_from_recipe, plain_data
 
-__all__ = ["GANVocoder"]
+__all__ = ["GANVocoder", "FOURIER_TERMS"]
+
+#: loss weights that need the generator's predicted STFT (vocoder.losses.fourier)
+FOURIER_TERMS = ("amplitude", "phase_ip", "phase_gd", "phase_iaf", "consistency", "real_imag")
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,8 @@ class GANVocoder(pl.LightningModule):
         self.gan_step = 0  # GAN steps done; saved in checkpoints
 
         L = recipe["losses"]
-        self.w = {k: float(L[k]) for k in ("adv", "disc", "fm", "mel", "multiscale_mel", "stft_sc", "stft_mag")}
+        self.w = {k: float(L[k]) for k in ("adv", "disc", "fm", "mel", "multiscale_mel", "stft_sc", "stft_mag")
+                  + FOURIER_TERMS}
         self.adv_kind = L["kind"]
         from .. import losses as vl
 
@@ -61,11 +65,20 @@ class GANVocoder(pl.LightningModule):
         self.multiscale_mel_loss = (vl.MultiScaleMelLoss(self.mel_config.sample_rate, **(L["multiscale_mel_args"] or {}))
                                     if self.w["multiscale_mel"] > 0 else None)
         self.stft_loss = vl.MultiResolutionSTFTLoss(**(L["stft_args"] or {}))
+        self.fourier_loss = None
+        if any(self.w[k] > 0 for k in FOURIER_TERMS):
+            if not hasattr(self.generator, "spectrum"):
+                raise ValueError(f"losses {[k for k in FOURIER_TERMS if self.w[k] > 0]} need a Fourier-head "
+                                 f"generator (one with spectrum()), got {self.generator_name}")
+            gc = self.generator.config
+            self.fourier_loss = vl.FourierLosses(gc.n_fft, gc.hop_length, gc.padding, float(L["amplitude_floor"]),
+                                                 L["phase_weighting"])
         o = recipe["optim"]
         self.d_start = int(o["discriminator_start_step"])
         g_adv = o.get("generator_adv_start_step")
         self.g_adv_start = self.d_start if g_adv is None else max(int(g_adv), self.d_start)
-        if self.g_adv_start > 0 and not any(self.w[k] > 0 for k in ("mel", "multiscale_mel", "stft_sc", "stft_mag")):
+        if self.g_adv_start > 0 and not any(self.w[k] > 0 for k in ("mel", "multiscale_mel", "stft_sc", "stft_mag")
+                                            + FOURIER_TERMS):
             raise ValueError(f"optim.discriminator_start_step={self.d_start} / generator_adv_start_step="
                              f"{self.g_adv_start} need a reconstruction loss for the generator's warm-up, but losses "
                              f"mel, multiscale_mel, stft_sc and stft_mag are all 0")
@@ -135,7 +148,12 @@ class GANVocoder(pl.LightningModule):
         sch_g, sch_d = self.lr_schedulers()
         o = self.recipe["optim"]
         mel, real = batch["mel"], batch["wav"]
-        fake = self.generator(mel)
+        spectrum = None
+        if self.fourier_loss is not None:  # the Fourier losses also need the predicted STFT
+            spectrum = self.generator.spectrum(mel)
+            fake = self.generator.synthesize(*spectrum)
+        else:
+            fake = self.generator(mel)
         fake, real = self._match(fake, real)
         adversarial = self.gan_step >= self.d_start
         generator_adversarial = self.gan_step >= self.g_adv_start  # D may learn first (generator_adv_start_step)
@@ -163,6 +181,10 @@ class GANVocoder(pl.LightningModule):
         # ---- generator
         self.toggle_optimizer(opt_g)
         rec = self.reconstruction_losses(fake, real)
+        if spectrum is not None:
+            with self._fp32():
+                fourier = self.fourier_loss(spectrum[0], spectrum[1], fake, real)
+            rec.update({k: v for k, v in fourier.items() if self.w[k] > 0})
         loss_g = sum((self.w[k] * v for k, v in rec.items()), torch.zeros((), device=self.device))
         for k, v in rec.items():
             logs[k] = v.detach()

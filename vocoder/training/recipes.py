@@ -46,6 +46,16 @@ DEFAULTS: Dict[str, Any] = {
         "stft_sc": 0.0,  # multi-resolution STFT: spectral-convergence weight (ParallelWaveGAN)
         "stft_mag": 0.0,  # multi-resolution STFT: log-magnitude weight
         "stft_args": {},
+        # Fourier-head generators only (vocoder.losses.fourier, APNet's terms; APNet weights amplitude 45,
+        # phase 100 each, consistency and real/imaginary 20 / 45 with mel 45):
+        "amplitude": 0.0,  # log-amplitude MSE of the predicted STFT
+        "amplitude_floor": 1e-5,  # both log-amplitudes floored here (near-silent bins stop counting)
+        "phase_ip": 0.0,  # anti-wrapped instantaneous phase
+        "phase_gd": 0.0,  # anti-wrapped group delay
+        "phase_iaf": 0.0,  # anti-wrapped instantaneous angular frequency
+        "phase_weighting": "none",  # none | amplitude (each bin's phase error weighted by the reference amplitude)
+        "consistency": 0.0,  # predicted STFT vs the STFT of the audio it makes
+        "real_imag": 0.0,  # re-analysed STFT vs real STFT, L1 on real and imaginary parts
     },
     "optim": {
         "name": "adamw",  # adamw | adam
@@ -147,6 +157,8 @@ def _validate(r: Mapping[str, Any]) -> None:
             raise ValueError(f"recipe.discriminators[{i}] must be {{name: str, args: mapping}}, got {d!r}")
     if r["losses"]["kind"] not in ("lsgan", "hinge"):
         raise ValueError(f"losses.kind must be 'lsgan' or 'hinge', got {r['losses']['kind']!r}")
+    if r["losses"]["phase_weighting"] not in ("none", "amplitude"):
+        raise ValueError(f"losses.phase_weighting must be 'none' or 'amplitude', got {r['losses']['phase_weighting']!r}")
     o = r["optim"]
     if o["name"] not in ("adam", "adamw"):
         raise ValueError(f"optim.name must be 'adam' or 'adamw', got {o['name']!r}")

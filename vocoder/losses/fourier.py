@@ -1,0 +1,113 @@
+"""Losses on a predicted STFT (amplitude and phase), for Fourier-head generators (APNet, Ai & Ling 2023).
+
+All compare the generator's spectrum ``(log_amplitude, phase)`` ``[B, F, T]`` with the STFT of the real audio
+framed the way the generator's inverse STFT frames it (:class:`STFTFrames`), and the STFT of the generated audio
+(its re-analysis) with both:
+
+- amplitude: mean squared error of log-amplitudes, both floored at ``amplitude_floor``; a floor well above the
+  silence level stops near-silent bins (whose log varies a lot and matters little) from dominating the loss;
+- phase (anti-wrapping, ``f(x) = |x - 2 pi round(x / 2 pi)|``): instantaneous phase, group delay (difference
+  along frequency), instantaneous angular frequency (difference along time); optionally weighted per bin by the
+  reference amplitude (``phase_weighting="amplitude"``), since the phase of an empty bin is noise;
+- consistency: mean squared distance between the predicted STFT and the STFT of the audio it makes
+  (a spectrogram that no signal has is penalised);
+- real/imaginary: L1 between the re-analysed STFT and the real STFT, real and imaginary parts.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["anti_wrap", "STFTFrames", "FourierLosses", "PHASE_WEIGHTINGS"]
+
+PHASE_WEIGHTINGS = ("none", "amplitude")
+TWO_PI = 2 * math.pi
+
+
+def anti_wrap(x: torch.Tensor) -> torch.Tensor:
+    """Distance of an angle difference to the nearest multiple of 2 pi: ``|x - 2 pi round(x / 2 pi)|`` in [0, pi]."""
+    return torch.abs(x - TWO_PI * torch.round(x / TWO_PI))
+
+
+class STFTFrames(nn.Module):
+    """Audio ``[B, T * hop]`` (or ``[B, 1, T * hop]``) -> complex STFT ``[B, n_fft // 2 + 1, T]``, Hann window of n_fft.
+
+    ``"same"``: reflect padding of ``(n_fft - hop) / 2`` and no centring (HiFi-GAN's mel framing, the inverse of
+    :class:`vocoder.nn.convnext.InverseSTFT` ``"same"``); ``"center"``: ``torch.stft(center=True)``, keeping the
+    first ``T`` frames.
+    """
+
+    def __init__(self, n_fft: int, hop_length: int, padding: str = "same"):
+        super().__init__()
+        if padding not in ("same", "center"):
+            raise ValueError(f"padding must be 'same' or 'center', got {padding!r}")
+        self.n_fft, self.hop_length, self.padding = n_fft, hop_length, padding
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        if wav.dim() == 3:
+            wav = wav.squeeze(1)
+        n, hop = self.n_fft, self.hop_length
+        frames = wav.shape[-1] // hop
+        if self.padding == "center":
+            return torch.stft(wav, n, hop, n, self.window, center=True, return_complex=True)[..., :frames]
+        pad = (n - hop) // 2
+        x = F.pad(wav.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
+        return torch.stft(x, n, hop, n, self.window, center=False, return_complex=True)
+
+
+class FourierLosses(nn.Module):
+    """``(log_amplitude, phase, fake_wav, real_wav) -> {name: scalar}`` for the names whose weight is used.
+
+    ``log_amplitude``, ``phase``: ``[B, F, T]``, the generator's prediction; ``fake_wav``: ``[B, 1, T * hop]``, the
+    audio made from it; ``real_wav``: the reference, same shape. Returns unweighted terms: ``amplitude``,
+    ``phase_ip``, ``phase_gd``, ``phase_iaf``, ``consistency``, ``real_imag``.
+    """
+
+    def __init__(self, n_fft: int, hop_length: int, padding: str = "same", amplitude_floor: float = 1e-5,
+                 phase_weighting: str = "none"):
+        super().__init__()
+        if phase_weighting not in PHASE_WEIGHTINGS:
+            raise ValueError(f"phase_weighting must be one of {PHASE_WEIGHTINGS}, got {phase_weighting!r}")
+        if not amplitude_floor > 0:
+            raise ValueError(f"amplitude_floor must be > 0, got {amplitude_floor}")
+        self.stft = STFTFrames(n_fft, hop_length, padding)
+        self.log_floor = math.log(amplitude_floor)
+        self.phase_weighting = phase_weighting
+
+    def phase_terms(self, phase: torch.Tensor, real_phase: torch.Tensor, weight: torch.Tensor = None):
+        """Instantaneous phase, group delay and instantaneous angular frequency losses (anti-wrapped means)."""
+        def mean(x, w):
+            return x.mean() if w is None else (x * w).sum() / w.sum().clamp_min(1e-12)
+
+        ip = mean(anti_wrap(phase - real_phase), weight)
+        gd = mean(anti_wrap(torch.diff(phase, dim=1) - torch.diff(real_phase, dim=1)),
+                  None if weight is None else weight[:, 1:] * weight[:, :-1])
+        iaf = mean(anti_wrap(torch.diff(phase, dim=2) - torch.diff(real_phase, dim=2)),
+                   None if weight is None else weight[..., 1:] * weight[..., :-1])
+        return ip, gd, iaf
+
+    def forward(self, log_amplitude: torch.Tensor, phase: torch.Tensor, fake_wav: torch.Tensor,
+                real_wav: torch.Tensor) -> Dict[str, torch.Tensor]:
+        frames = log_amplitude.shape[-1]
+        with torch.no_grad():
+            real = self.stft(real_wav.float())[..., :frames]
+            real_amp = real.abs()
+            real_log = torch.log(real_amp.clamp_min(1e-12)).clamp_min(self.log_floor)
+            real_phase = torch.angle(real)
+            weight = None
+            if self.phase_weighting == "amplitude":
+                weight = real_amp / real_amp.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+        if real.shape[-1] != frames:
+            raise ValueError(f"predicted spectrum has {frames} frames, the reference audio {real.shape[-1]}")
+        out = {"amplitude": F.mse_loss(log_amplitude.float().clamp_min(self.log_floor), real_log)}
+        out["phase_ip"], out["phase_gd"], out["phase_iaf"] = self.phase_terms(phase.float(), real_phase, weight)
+        predicted = torch.polar(torch.exp(log_amplitude.float()).clamp(max=1e2), phase.float())
+        reanalysed = self.stft(fake_wav.float())[..., :frames]
+        out["consistency"] = (reanalysed - predicted).abs().pow(2).mean()
+        out["real_imag"] = (F.l1_loss(reanalysed.real, real.real) + F.l1_loss(reanalysed.imag, real.imag))
+        return out

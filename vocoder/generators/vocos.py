@@ -29,7 +29,7 @@ from .common import check_mel
 from .registry import register_generator, register_preset, resolve_config
 
 __all__ = ["VocosConfig", "VocosGenerator", "VocosBackbone", "FourierHead", "VOCOS_22KHZ", "VOCOS_22KHZ_SMALL",
-           "VOCOS_MEL_24KHZ"]
+           "VOCOS_MEL_24KHZ", "VOCOS_MEL", "vocos_mel_config", "vocos_mel_problems"]
 
 HEADS = ("vocos", "atan2")
 PRIORS = (None, "pinv")
@@ -193,10 +193,39 @@ class VocosGenerator(nn.Module):
         """Nothing to fold: the family has no weight norm (kept for the generator contract)."""
 
 
+def vocos_mel_config(sample_rate: int = 24000, n_fft: int = 1024, hop_length: int = 256, n_mels: int = 100,
+                     padding: str = "center") -> MelConfig:
+    """The mel of the official ``MelSpectrogramFeatures(sample_rate, n_fft, hop_length, n_mels, padding)``:
+    torchaudio's ``MelSpectrogram(power=1)`` (HTK filters without normalisation, 0 Hz to Nyquist, |X| of a Hann
+    window of ``n_fft``), centred (``"center"``) or reflect-padded by ``(n_fft - hop) / 2`` (``"same"``), then
+    ``log(clip(x, 1e-7))``."""
+    if padding not in ISTFT_PADDINGS:
+        raise ValueError(f"Vocos feature padding must be one of {ISTFT_PADDINGS}, got {padding!r}")
+    return MelConfig(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, win_length=n_fft, n_mels=n_mels,
+                     fmin=0.0, fmax=None, center=padding == "center", mel_scale="htk", mel_norm=None,
+                     magnitude_eps=0.0, log_floor=1e-7)
+
+
+def vocos_mel_problems(mel: MelConfig) -> list:
+    """Why the official ``MelSpectrogramFeatures`` cannot compute ``mel`` (empty when it can)."""
+    want = vocos_mel_config(mel.sample_rate, mel.n_fft, mel.hop_length, mel.n_mels,
+                            "center" if mel.center else "same")
+    got = mel.to_dict()
+    if got.get("fmax") is not None and float(got["fmax"]) == mel.sample_rate // 2:
+        got["fmax"] = None  # torchaudio's f_max=None is sample_rate // 2
+    return [f"{k}={got[k]!r} (Vocos's feature extractor has {v!r})" for k, v in want.to_dict().items()
+            if got[k] != v]
+
+
 _OUR_MEL = MelConfig(sample_rate=22050, n_fft=1024, hop_length=256, win_length=1024, n_mels=80, fmin=0.0, fmax=8000.0)
 
 #: the official ``charactr/vocos-mel-24khz`` network (its mel front end is Vocos's own convention)
 VOCOS_MEL_24KHZ = VocosConfig()
+#: the official ``charactr/vocos-mel-24khz`` front end: 24 kHz, n_fft 1024, hop 256, 100 HTK mels, centred, floor 1e-7
+VOCOS_MEL = vocos_mel_config()
+register_preset("vocos_mel_24khz", "vocos", VOCOS_MEL_24KHZ, VOCOS_MEL,
+                "Vocos (official vocos-mel-24khz network): ConvNeXt 512x8, ISTFT head, centred; 24 kHz, 100 HTK mels, "
+                "hop 256")
 #: our default model: our 22.05 kHz HiFi-GAN mel, "same" framing, pinv amplitude prior, atan2 phase
 VOCOS_22KHZ = VocosConfig(n_mels=80, dim=384, intermediate_dim=1152, num_layers=8, padding="same", head="atan2",
                           prior="pinv")

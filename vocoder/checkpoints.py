@@ -17,6 +17,11 @@ Official formats read here:
   {"generator": state_dict, ...}, ...}``) + the feature statistics ``stats.h5`` (or ``stats.npy``), for its
   ``HiFiGANGenerator`` and (single-band) ``MelGANGenerator``. Its generators take standardised log10 mels; the
   imported generator gets an ``input_norm`` layer holding the statistics, so it takes our log-mel like any other.
+* Vocos (gemelo-ai/vocos) folder as published on the hub: ``config.yaml`` (``feature_extractor`` / ``backbone`` /
+  ``head`` as ``class_path`` + ``init_args``, what ``vocos.Vocos.from_hparams`` reads) + ``pytorch_model.bin`` (a
+  plain state dict), for ``MelSpectrogramFeatures`` + ``VocosBackbone`` + ``ISTFTHead``. Its mel front end becomes
+  the MelConfig (HTK filters, centred or "same" framing, floor 1e-7); the ``feature_extractor.*`` buffers are not
+  kept.
 
 A state dict may spell a weight-normed weight three ways: ``weight_g``/``weight_v`` (``torch.nn.utils.weight_norm``,
 what the official code trains with), ``parametrizations.weight.original0``/``original1`` (the newer torch API),
@@ -43,8 +48,8 @@ from .utils import atomic_torch_save, atomic_write_bytes
 
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "load_generator_state",
-    "fold_weight_norm", "import_bigvgan", "import_hifigan", "import_parallel_wavegan", "export_bigvgan",
-    "export_hifigan", "checkpoint_kind",
+    "fold_weight_norm", "import_bigvgan", "import_hifigan", "import_parallel_wavegan", "import_vocos",
+    "export_bigvgan", "export_hifigan", "export_vocos", "checkpoint_kind", "vocos_configs", "vocos_hparams",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,6 +61,8 @@ PathLike = Union[str, os.PathLike]
 BIGVGAN_WEIGHTS = "bigvgan_generator.pt"
 CONFIG_JSON = "config.json"
 PWG_CONFIG = "config.yml"
+VOCOS_CONFIG = "config.yaml"
+VOCOS_WEIGHTS = "pytorch_model.bin"
 
 # The three spellings of one weight; all map to the logical key ``<prefix>weight``.
 _WN_G = ("weight_g", "parametrizations.weight.original0")
@@ -347,23 +354,28 @@ def _check_mel_fits(generator: nn.Module, mel: MelConfig, source: str) -> None:
 
 def checkpoint_kind(path: PathLike) -> str:
     """What ``path`` holds, without loading weights: ``"bigvgan_folder"``, ``"hifigan_folder"``,
-    ``"pwg_folder"``, ``"pwg_file"`` or ``"file"``."""
+    ``"pwg_folder"``, ``"pwg_file"``, ``"vocos_folder"``, ``"vocos_file"`` or ``"file"``."""
     path = Path(path)
     if path.is_dir():
         if (path / BIGVGAN_WEIGHTS).is_file():
             return "bigvgan_folder"
+        if (path / VOCOS_WEIGHTS).is_file() and (path / VOCOS_CONFIG).is_file():
+            return "vocos_folder"
         if _latest_hifigan_file(path) is not None:
             return "hifigan_folder"
         if _latest_pwg_file(path) is not None:
             return "pwg_folder"
         raise ValueError(
             f"folder {path} holds no generator: expected {BIGVGAN_WEIGHTS} (+ {CONFIG_JSON}) for BigVGAN, a "
-            f"g_XXXXXXXX file (+ {CONFIG_JSON}) for HiFi-GAN or checkpoint-<N>steps.pkl (+ {PWG_CONFIG}) for "
-            f"ParallelWaveGAN; found {sorted(p.name for p in path.iterdir())[:10]}"
+            f"g_XXXXXXXX file (+ {CONFIG_JSON}) for HiFi-GAN, checkpoint-<N>steps.pkl (+ {PWG_CONFIG}) for "
+            f"ParallelWaveGAN or {VOCOS_WEIGHTS} (+ {VOCOS_CONFIG}) for Vocos; found "
+            f"{sorted(p.name for p in path.iterdir())[:10]}"
         )
     if path.is_file():
         if path.suffix == ".pkl" and (path.parent / PWG_CONFIG).is_file():
             return "pwg_file"
+        if path.suffix == ".bin" and (path.parent / VOCOS_CONFIG).is_file():
+            return "vocos_file"
         return "file"
     raise ValueError(f"model path not found: {path}")
 
@@ -391,9 +403,11 @@ def load_checkpoint(path: PathLike, map_location="cpu", config: Union[PathLike, 
 
     Args:
         path: our ``.pt`` file; an official BigVGAN folder; a HiFi-GAN ``g_*`` file or folder; or a
-            ``{"generator": state_dict}`` file from either (``config.json`` next to it, or ``config``).
+            ``{"generator": state_dict}`` file from either (``config.json`` next to it, or ``config``); a
+            ParallelWaveGAN run; a Vocos folder (``config.yaml`` + ``pytorch_model.bin``) or its weights file.
         map_location: passed to ``torch.load``.
-        config: official ``config.json`` path or dict, for official files whose config is elsewhere.
+        config: official ``config.json`` (``config.yml`` for ParallelWaveGAN, ``config.yaml`` for Vocos) path or
+            dict, for official files whose config is elsewhere.
     Returns:
         ``(generator, mel_config, meta)``; the generator is in eval mode, weight norm as the class builds it.
     """
@@ -404,10 +418,14 @@ def load_checkpoint(path: PathLike, map_location="cpu", config: Union[PathLike, 
         return import_bigvgan(path, config=config, map_location=map_location)
     if kind == "hifigan_folder":
         return import_hifigan(path, config=config, map_location=map_location)
+    if kind in ("vocos_folder", "vocos_file"):
+        return import_vocos(path, config=config, map_location=map_location)
     ckpt = _torch_load(path, map_location)
     if isinstance(ckpt, Mapping) and ckpt.get("format") == FORMAT_NAME:
         generator, mel, meta = _from_ours(ckpt, path)
         return generator.eval(), mel, meta
+    if isinstance(ckpt, Mapping) and _looks_like_vocos(ckpt):
+        return import_vocos(path, config=config, map_location=map_location, _state=ckpt)
     if isinstance(ckpt, Mapping) and "generator" in ckpt and isinstance(ckpt["generator"], Mapping):
         h = _official_config(path, config)
         if _looks_like_bigvgan(ckpt["generator"], h):
@@ -709,6 +727,143 @@ def import_parallel_wavegan(path: PathLike, config: Union[PathLike, Mapping, Non
     return generator.eval(), mel, meta
 
 
+# ----------------------------------------------------------------------------------------------------- Vocos
+# The classes of the official package (vocos 0.1.0) a config.yaml may name, and what we map.
+_VOCOS_FEATURES = "vocos.feature_extractors.MelSpectrogramFeatures"
+_VOCOS_BACKBONE = "vocos.models.VocosBackbone"
+_VOCOS_HEAD = "vocos.heads.ISTFTHead"
+# Constructor arguments and defaults (None: required).
+_VOCOS_ARGS = {
+    "feature_extractor": dict(sample_rate=24000, n_fft=1024, hop_length=256, n_mels=100, padding="center"),
+    "backbone": dict(input_channels=None, dim=None, intermediate_dim=None, num_layers=None,
+                     layer_scale_init_value=None, adanorm_num_embeddings=None),
+    "head": dict(dim=None, n_fft=None, hop_length=None, padding="same"),
+}
+_VOCOS_CLASSES = {"feature_extractor": _VOCOS_FEATURES, "backbone": _VOCOS_BACKBONE, "head": _VOCOS_HEAD}
+_VOCOS_WHY = {
+    "EncodecFeatures": "EnCodec token embeddings, not a mel",
+    "VocosResNetBackbone": "a ResNet backbone",
+    "IMDCTSymExpHead": "an inverse-MDCT head",
+    "IMDCTCosHead": "an inverse-MDCT head",
+}
+
+
+def _looks_like_vocos(sd: Mapping[str, Any]) -> bool:
+    return "head.out.weight" in sd and any(str(k).startswith("backbone.") for k in sd)
+
+
+def _vocos_yaml(path: Path, config: Union[PathLike, Mapping, None]) -> Tuple[dict, str]:
+    import yaml
+
+    if isinstance(config, Mapping):
+        return dict(config), "config"
+    cfg_path = Path(config) if config is not None else (path if path.is_dir() else path.parent) / VOCOS_CONFIG
+    if not cfg_path.is_file():
+        raise ValueError(f"no {VOCOS_CONFIG} next to {path}: Vocos weights need their config (pass config=...)")
+    try:
+        h = yaml.safe_load(cfg_path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ValueError(f"cannot read {cfg_path}: {e}") from None
+    if not isinstance(h, dict):
+        raise ValueError(f"{cfg_path} should hold a mapping, got {type(h).__name__}")
+    return h, str(cfg_path)
+
+
+def _vocos_section(h: Mapping[str, Any], part: str, where: str) -> dict:
+    """``init_args`` of ``h[part]`` with the constructor's defaults; ValueError naming an unsupported class."""
+    sec = h.get(part)
+    if not isinstance(sec, Mapping) or not isinstance(sec.get("class_path"), str):
+        raise ValueError(f"{where}: expected {part}: {{class_path: ..., init_args: ...}} (the layout "
+                         f"vocos.Vocos.from_hparams reads), got {sec!r}")
+    cls = sec["class_path"]
+    want = _VOCOS_CLASSES[part]
+    if cls.rsplit(".", 1)[-1] != want.rsplit(".", 1)[-1]:
+        why = _VOCOS_WHY.get(cls.rsplit(".", 1)[-1])
+        raise ValueError(f"{where}: {part} {cls} is not supported{f' ({why})' if why else ''}; importable: "
+                         f"{_VOCOS_FEATURES} + {_VOCOS_BACKBONE} + {_VOCOS_HEAD}")
+    args = dict(sec.get("init_args") or {})
+    unknown = sorted(set(args) - set(_VOCOS_ARGS[part]))
+    if unknown:
+        raise ValueError(f"{where}: {cls} arguments {unknown} are not supported")
+    out = {**_VOCOS_ARGS[part], **args}
+    missing = sorted(k for k, v in out.items() if v is None and k not in ("layer_scale_init_value",
+                                                                           "adanorm_num_embeddings"))
+    if missing:
+        raise ValueError(f"{where}: {cls} needs {missing}")
+    return out
+
+
+def vocos_configs(h: Mapping[str, Any], where: str = "config.yaml"):
+    """``(VocosConfig, MelConfig)`` for an official Vocos ``config.yaml`` (as a dict); ValueError naming what
+    cannot be mapped (EnCodec features, AdaLayerNorm conditioning, a ResNet backbone, an IMDCT head, sizes that
+    do not fit together)."""
+    from .generators.vocos import VocosConfig, vocos_mel_config
+
+    fe = _vocos_section(h, "feature_extractor", where)
+    bb = _vocos_section(h, "backbone", where)
+    hd = _vocos_section(h, "head", where)
+    if bb["adanorm_num_embeddings"] is not None:
+        raise ValueError(f"{where}: backbone {_VOCOS_BACKBONE} with adanorm_num_embeddings="
+                         f"{bb['adanorm_num_embeddings']} (AdaLayerNorm, bandwidth conditioning for EnCodec "
+                         f"features) is not supported")
+    problems = []
+    if int(bb["input_channels"]) != int(fe["n_mels"]):
+        problems.append(f"backbone input_channels {bb['input_channels']} != feature_extractor n_mels {fe['n_mels']}")
+    if int(hd["dim"]) != int(bb["dim"]):
+        problems.append(f"head dim {hd['dim']} != backbone dim {bb['dim']}")
+    if int(hd["hop_length"]) != int(fe["hop_length"]):
+        problems.append(f"head hop_length {hd['hop_length']} != feature_extractor hop_length {fe['hop_length']}")
+    if problems:
+        raise ValueError(f"{where}: " + "; ".join(problems))
+    try:
+        mel = vocos_mel_config(int(fe["sample_rate"]), int(fe["n_fft"]), int(fe["hop_length"]), int(fe["n_mels"]),
+                               fe["padding"])
+        scale = bb["layer_scale_init_value"]
+        cfg = VocosConfig(n_mels=int(bb["input_channels"]), dim=int(bb["dim"]),
+                          intermediate_dim=int(bb["intermediate_dim"]), num_layers=int(bb["num_layers"]),
+                          # the official backbone reads a falsy value (None, 0) as 1 / num_layers, as ours reads None
+                          layer_scale_init_value=float(scale) if scale else None,
+                          n_fft=int(hd["n_fft"]), hop_length=int(hd["hop_length"]), padding=hd["padding"])
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    return cfg, mel
+
+
+def import_vocos(path: PathLike, config: Union[PathLike, Mapping, None] = None, map_location="cpu",
+                 _state: Optional[Mapping] = None) -> Tuple[nn.Module, MelConfig, dict]:
+    """Read an official Vocos folder (``config.yaml`` + ``pytorch_model.bin``) or its weights file.
+
+    Returns ``(generator, mel_config, meta)`` like :func:`load_checkpoint`: a ``vocos`` generator holding the
+    backbone and head weights (loaded strictly; the file's ``feature_extractor.*`` buffers are dropped) and the
+    MelConfig of its ``MelSpectrogramFeatures``. A ``"center"`` head gives ``T * hop`` samples for ``T`` frames,
+    of which the first ``(T - 1) * hop`` are what ``vocos.Vocos.decode`` returns.
+    """
+    from .audio.mel import mel_filterbank
+    from .generators.registry import build_generator
+
+    path = Path(path)
+    weights = path / VOCOS_WEIGHTS if path.is_dir() else path
+    h, where = _vocos_yaml(path, config)
+    cfg, mel = vocos_configs(h, where)
+    state = _state if _state is not None else _torch_load(weights, map_location)
+    if not isinstance(state, Mapping) or not _looks_like_vocos(_strip_prefix(state)):
+        got = sorted(state)[:8] if isinstance(state, Mapping) else type(state).__name__
+        raise ValueError(f"{weights}: expected Vocos's state dict (backbone.*, head.*), got {got}")
+    state = _strip_prefix(state)
+    fb = state.get("feature_extractor.mel_spec.mel_scale.fb")
+    if torch.is_tensor(fb) and tuple(fb.shape) == (mel.n_fft // 2 + 1, mel.n_mels):
+        diff = (fb.float().T - mel_filterbank(mel)).abs().max().item()
+        if diff > 1e-5:
+            log.warning("%s: the file's mel filters differ from those of %s by up to %.3g; the mel computed here "
+                        "may not be the one the model was trained on", weights, where, diff)
+    state = {k: v for k, v in state.items() if not k.startswith("feature_extractor.")}
+    generator = build_generator("vocos", cfg)
+    _check_mel_fits(generator, mel, str(weights))
+    _load_matching_form(generator, state, str(weights))
+    meta = {"source": "vocos", "path": str(path)}
+    return generator.eval(), mel, meta
+
+
 # ------------------------------------------------------------------------------------------------ exporters
 def _unwrap(obj) -> Tuple[nn.Module, Optional[MelConfig]]:
     gen = getattr(obj, "generator", None)
@@ -753,6 +908,21 @@ def _export_source(obj, mel_config: Optional[MelConfig], name: str, label: str,
     return generator, mel
 
 
+def _hifigan_mel_problems(mel: MelConfig) -> list:
+    """Convention fields where ``mel`` is not the mel that HiFi-GAN's / BigVGAN's code computes."""
+    default = MelConfig()
+    return [f"{k}={getattr(mel, k)!r} (theirs: {getattr(default, k)!r})"
+            for k in ("center", "mel_scale", "mel_norm", "magnitude_eps", "log_floor")
+            if getattr(mel, k) != getattr(default, k)]
+
+
+def _check_hifigan_mel(mel: MelConfig, who: str) -> None:
+    problems = _hifigan_mel_problems(mel)
+    if problems:
+        raise ValueError(f"{who}: the official code computes HiFi-GAN's mel, this model takes another: "
+                         f"{', '.join(problems)}; save it in our format")
+
+
 def export_bigvgan(obj, folder: PathLike, mel_config: Optional[MelConfig] = None) -> Path:
     """Write ``config.json`` + ``bigvgan_generator.pt`` (folded weights, as the published v2 files) to ``folder``.
 
@@ -760,6 +930,7 @@ def export_bigvgan(obj, folder: PathLike, mel_config: Optional[MelConfig] = None
     The result loads with the official ``BigVGAN.from_pretrained(folder)``.
     """
     generator, mel = _export_source(obj, mel_config, "bigvgan", "BigVGAN", "export_bigvgan")
+    _check_hifigan_mel(mel, "export_bigvgan")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     h = _official_json(generator, mel, {"use_cuda_kernel": False})
@@ -775,6 +946,7 @@ def export_hifigan(obj, folder: PathLike, mel_config: Optional[MelConfig] = None
     its ``load_state_dict`` expects those keys); returns the generator file's path.
     """
     generator, mel = _export_source(obj, mel_config, "hifigan", "HiFi-GAN", "export_hifigan")
+    _check_hifigan_mel(mel, "export_hifigan")
     folded = _folded_state(generator)
     state = {}
     for k, v in folded.items():
@@ -791,3 +963,64 @@ def export_hifigan(obj, folder: PathLike, mel_config: Optional[MelConfig] = None
     atomic_write_bytes(json.dumps(h, indent=4).encode(), folder / CONFIG_JSON)
     atomic_torch_save({"generator": state}, folder / name)
     return folder / name
+
+
+def vocos_hparams(generator: nn.Module, mel: MelConfig, who: str = "export_vocos") -> dict:
+    """The official ``config.yaml`` (as a dict) of a ``vocos`` generator and its MelConfig; ValueError naming what
+    the official ``Vocos`` cannot represent (our ``atan2`` head, the amplitude prior, a mel its
+    ``MelSpectrogramFeatures`` does not compute)."""
+    from .generators.vocos import vocos_mel_problems
+
+    cfg = generator.config
+    problems = []
+    if cfg.head != "vocos":
+        problems.append(f"head={cfg.head!r} (the official ISTFTHead predicts log-amplitude and a raw phase: "
+                        f"head='vocos')")
+    if cfg.prior is not None:
+        problems.append(f"prior={cfg.prior!r} (the official backbone reads the mel, its head adds no prior)")
+    if cfg.layer_scale_init_value is not None and cfg.layer_scale_init_value <= 0:
+        problems.append(f"layer_scale_init_value={cfg.layer_scale_init_value} (no layer scale; the official "
+                        f"backbone always has one)")
+    problems += [f"mel {p}" for p in vocos_mel_problems(mel)]
+    if problems:
+        raise ValueError(f"{who}: the official Vocos cannot represent this model: {'; '.join(problems)}")
+    backbone = dict(input_channels=cfg.n_mels, dim=cfg.dim, intermediate_dim=cfg.intermediate_dim,
+                    num_layers=cfg.num_layers)
+    if cfg.layer_scale_init_value is not None:
+        backbone["layer_scale_init_value"] = float(cfg.layer_scale_init_value)
+    return {
+        "feature_extractor": {"class_path": _VOCOS_FEATURES, "init_args": dict(
+            sample_rate=mel.sample_rate, n_fft=mel.n_fft, hop_length=mel.hop_length, n_mels=mel.n_mels,
+            padding="center" if mel.center else "same")},
+        "backbone": {"class_path": _VOCOS_BACKBONE, "init_args": backbone},
+        "head": {"class_path": _VOCOS_HEAD, "init_args": dict(dim=cfg.dim, n_fft=cfg.n_fft,
+                                                              hop_length=cfg.hop_length, padding=cfg.padding)},
+    }
+
+
+def export_vocos(obj, folder: PathLike, mel_config: Optional[MelConfig] = None) -> Path:
+    """Write ``config.yaml`` + ``pytorch_model.bin`` in the layout of the published Vocos models to ``folder``.
+
+    ``obj`` is a :class:`~vocoder.inference.Vocoder` or a ``vocos`` generator (then ``mel_config`` is needed). The
+    result loads with ``vocos.Vocos.from_hparams(folder / "config.yaml")`` + a strict ``load_state_dict`` of
+    ``pytorch_model.bin``: the file also holds the buffers of its feature extractor (Hann window, mel filters), built
+    by the torchaudio ``MelSpectrogram`` that ``MelSpectrogramFeatures`` wraps. Models the official code cannot
+    represent are a ValueError (see :func:`vocos_hparams`). Returns ``folder``.
+    """
+    import torchaudio
+    import yaml
+
+    generator, mel = _export_source(obj, mel_config, "vocos", "Vocos", "export_vocos")
+    h = vocos_hparams(generator, mel)
+    fe = h["feature_extractor"]["init_args"]
+    # what MelSpectrogramFeatures.__init__ builds, so the keys and values are the ones from_hparams makes
+    mel_spec = torchaudio.transforms.MelSpectrogram(sample_rate=fe["sample_rate"], n_fft=fe["n_fft"],
+                                                    hop_length=fe["hop_length"], n_mels=fe["n_mels"],
+                                                    center=fe["padding"] == "center", power=1)
+    state = {f"feature_extractor.mel_spec.{k}": v.detach().clone() for k, v in mel_spec.state_dict().items()}
+    state.update(_folded_state(generator))
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(yaml.safe_dump(h, sort_keys=False).encode(), folder / VOCOS_CONFIG)
+    atomic_torch_save(state, folder / VOCOS_WEIGHTS)
+    return folder

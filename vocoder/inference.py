@@ -82,10 +82,12 @@ class Vocoder(nn.Module):
         Args:
             path: our ``.pt`` checkpoint; an official BigVGAN folder (``config.json`` + ``bigvgan_generator.pt``);
                 a HiFi-GAN generator file (``g_XXXXXXXX``, with ``config.json`` next to it or given as ``config``);
-                a preset name (``"hifigan_v1"``, ...) together with ``random_init=True`` (random weights, for tests
-                and benchmarks); or ``None`` for the model shipped at ``vocoder/pretrained/default.pt``.
+                a ParallelWaveGAN run; an official Vocos folder (``config.yaml`` + ``pytorch_model.bin``); a preset
+                name (``"hifigan_v1"``, ...) together with ``random_init=True`` (random weights, for tests and
+                benchmarks); or ``None`` for the model shipped at ``vocoder/pretrained/default.pt``.
             device: where the model runs.
-            config: official ``config.json`` (path or dict) for official files whose config is elsewhere.
+            config: official ``config.json`` (Vocos: ``config.yaml``) path or dict, for official files whose config
+                is elsewhere.
             random_init: allow a preset name, which has no weights.
         """
         device = _check_device(device)
@@ -263,7 +265,8 @@ class Vocoder(nn.Module):
 
     # ------------------------------------------------------------------------------------------ audio side
     def mel(self, wav) -> torch.Tensor:
-        """Log-mel of audio at ``sample_rate``: ``[T] -> [n_mels, T // hop]``, ``[B, T] -> [B, n_mels, T // hop]``."""
+        """Log-mel of audio at ``sample_rate``: ``[T] -> [n_mels, F]``, ``[B, T] -> [B, n_mels, F]`` with
+        ``F = mel_config.num_frames(T)``: ``T // hop``, or ``T // hop + 1`` for centred framing (Vocos)."""
         wav = _as_tensor(wav, "audio")
         if not wav.is_floating_point():
             raise ValueError(f"expected float audio in [-1, 1], got dtype {wav.dtype}")
@@ -272,7 +275,7 @@ class Vocoder(nn.Module):
         if wav.dim() not in (1, 2):
             raise ValueError(f"expected audio [T] or [B, T], got shape {tuple(wav.shape)}")
         c = self._mel_config
-        min_len = max(c.hop_length, (c.n_fft - c.hop_length) // 2 + 1)
+        min_len = max(c.hop_length, c.min_samples)
         if wav.shape[-1] < min_len:
             raise ValueError(f"audio too short: {wav.shape[-1]} samples, need at least {min_len} "
                              f"(n_fft={c.n_fft}, hop={c.hop_length})")
@@ -282,7 +285,8 @@ class Vocoder(nn.Module):
 
     def synthesize(self, audio: Union[PathLike, torch.Tensor, np.ndarray], sample_rate: Optional[int] = None,
                    resample_input: bool = True) -> torch.Tensor:
-        """Copy synthesis: audio -> mel -> audio at :attr:`sample_rate` (``[T // hop * hop]`` float32).
+        """Copy synthesis: audio -> mel -> audio at :attr:`sample_rate` (``[T // hop * hop]`` float32; with centred
+        framing the mel has one frame more, and the samples past ``T // hop * hop`` are dropped, as Vocos does).
 
         Args:
             audio: a file path (read and resampled to the model rate), or ``[T]`` / ``[B, T]`` samples.
@@ -303,7 +307,7 @@ class Vocoder(nn.Module):
                     raise ValueError(f"expected float audio in [-1, 1], got dtype {wav.dtype}")
                 wav = resample(wav.float(), int(sample_rate), self.sample_rate)
         mel = self.mel(wav)
-        return self(mel)
+        return self(mel)[..., : wav.shape[-1] // self.hop_length * self.hop_length]
 
     def extra_repr(self) -> str:
         return f"generator={self.generator_name}, sample_rate={self.sample_rate}, hop={self.hop_length}, n_mels={self.n_mels}"

@@ -198,6 +198,20 @@ def test_inconsistent_config_and_weights(tmp_path):
         Vocoder.from_pretrained(tmp_path / "b")
 
 
+def test_filters_in_the_file_are_checked(tmp_path, caplog):
+    """The file's feature-extractor filters are compared with the MelConfig's: a mismatch is logged, not silent."""
+    write_official(tmp_path / "v", official_hparams("center"))
+    with caplog.at_level("WARNING", logger="vocoder.checkpoints"):
+        Vocoder.from_pretrained(tmp_path / "v")
+    assert not caplog.records
+    state = torch.load(tmp_path / "v" / "pytorch_model.bin", weights_only=True)
+    state["feature_extractor.mel_spec.mel_scale.fb"] *= 1.01
+    torch.save(state, tmp_path / "v" / "pytorch_model.bin")
+    with caplog.at_level("WARNING", logger="vocoder.checkpoints"):
+        Vocoder.from_pretrained(tmp_path / "v")
+    assert "mel filters differ" in caplog.text
+
+
 # --- export --------------------------------------------------------------------------------------------------------
 def load_exported(folder: Path):
     model = vocos.Vocos.from_hparams(str(folder / "config.yaml"))

@@ -191,7 +191,8 @@ def _vocos(gen: nn.Module) -> StreamSequential:
 
 def _check_prior(gen: nn.Module, prior: StreamMelPrior) -> None:
     """The streaming prior repeats ``prior_log_amplitude``'s arithmetic: refuse to build if they disagree."""
-    probe = torch.linspace(-6.0, 2.0, 3 * gen.n_mels, dtype=prior.basis.dtype).view(1, gen.n_mels, 3)
+    basis = prior.basis
+    probe = torch.linspace(-6.0, 2.0, 3 * gen.n_mels, dtype=basis.dtype, device=basis.device).view(1, gen.n_mels, 3)
     with torch.no_grad():
         want = gen.prior_log_amplitude(probe)
         got = prior(probe, [], False)

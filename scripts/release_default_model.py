@@ -28,13 +28,18 @@ from typing import Dict, List
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from vocoder.evaluation.gate import GATE, gate_failures  # noqa: E402
 from vocoder.evaluation.report import evaluate, format_table  # noqa: E402
 from vocoder.inference import Vocoder  # noqa: E402
 from vocoder.training.callbacks import export_inference_checkpoint  # noqa: E402
 from vocoder.utils import atomic_write_bytes  # noqa: E402
 
 log = logging.getLogger("release")
-CARD_METRICS = ("pesq", "stoi", "mstft", "mel_l1", "mcd", "periodicity", "vuv_f1")
+CARD_METRICS = ("distillmos", "dnsmos_ovrl", "mstft", "periodicity", "vuv_f1", "pesq", "stoi", "mel_l1", "mcd")
+#: the metrics the MOS predictors also give the original clips (the ceiling)
+REFERENCE_METRICS = ("distillmos", "dnsmos_ovrl")
+HEADERS = ("DistillMOS ↑", "DNSMOS OVRL ↑", "M-STFT ↓", "periodicity ↓", "V/UV F1 ↑", "PESQ ↑", "STOI ↑",
+           "mel L1 ↓", "MCD dB ↓")
 
 
 def test_subset(corpus: Path, per_source: int) -> List[Path]:
@@ -52,7 +57,17 @@ def test_subset(corpus: Path, per_source: int) -> List[Path]:
 
 
 def means(report: dict) -> Dict[str, Dict[str, float]]:
-    return {s: {m: report["mean"][s][m] for m in CARD_METRICS} for s in report["systems"]}
+    """Card metrics per system; the reference clips' MOS scores under ``"reference"``."""
+    out = {s: {m: report["mean"][s].get(m) for m in CARD_METRICS} for s in report["systems"]}
+    if "reference" in report["mean"]:
+        out["reference"] = {m: report["mean"]["reference"].get(m) for m in REFERENCE_METRICS}
+    return out
+
+
+def release_failures(row: dict) -> List[str]:
+    """The gate's failures on both splits of a progress row (``[]``: the model may ship)."""
+    return [f"{split}: {f}" for split in ("samples", "test")
+            for f in gate_failures(row[split]["vocoder"], row[split]["griffin_lim"])]
 
 
 def _fmt(v, nd=3) -> str:
@@ -64,17 +79,22 @@ def write_card(path: Path, meta: dict, progress: List[dict], test_files: List[Pa
     rows = []
     for split in ("test", "samples"):
         n = last[f"{split}_clips"]
-        for system, label in (("vocoder", "default model"), ("griffin_lim", "Griffin-Lim, 32 iterations")):
-            m = last[split][system]
-            rows.append(f"| {split} ({n} clips) | {label} | " + " | ".join(_fmt(m[k]) for k in CARD_METRICS) + " |")
+        for system, label in (("vocoder", "default model"), ("griffin_lim", "Griffin-Lim, 32 iterations"),
+                              ("reference", "reference clips (MOS ceiling)")):
+            m = last[split].get(system)
+            if m is not None:
+                rows.append(f"| {split} ({n} clips) | {label} | "
+                            + " | ".join(_fmt(m.get(k)) for k in CARD_METRICS) + " |")
+
+    def pair(r, split, k):
+        return f"{_fmt(r[split]['vocoder'].get(k), 2)} / {_fmt(r[split]['griffin_lim'].get(k), 2)}"
+
     hist = [f"| {r['date'][:10]} | {r['gan_step']:,} | {r['phase']} | {r['train_hours']:.1f} | "
-            f"{_fmt(r['test']['vocoder']['pesq'], 2)} / {_fmt(r['test']['griffin_lim']['pesq'], 2)} | "
-            f"{_fmt(r['test']['vocoder']['mstft'], 2)} / {_fmt(r['test']['griffin_lim']['mstft'], 2)} | "
-            f"{_fmt(r['samples']['vocoder']['pesq'], 2)} | {_fmt(r['samples']['vocoder']['mstft'], 2)} |"
-            for r in progress]
-    gate = last["samples"]
-    beats = (gate["vocoder"]["pesq"] > gate["griffin_lim"]["pesq"]
-             and gate["vocoder"]["mstft"] < gate["griffin_lim"]["mstft"])
+            f"{pair(r, 'test', 'distillmos')} | {pair(r, 'test', 'mstft')} | {pair(r, 'samples', 'distillmos')} | "
+            f"{pair(r, 'samples', 'mstft')} |" for r in progress]
+    failures = release_failures(last)
+    gate_text = "\n".join(f"- {c.describe()}" for c in GATE)
+    verdict = ("**passes**" if not failures else "**fails**: " + "; ".join(failures))
     text = f"""# Default model: `{meta['name']}`
 
 `Vocoder.from_pretrained()` (no argument) and every CLI command without `--model` load this file
@@ -85,26 +105,29 @@ def write_card(path: Path, meta: dict, progress: List[dict], test_files: List[Pa
 | input | log-mel (natural log, clamp 1e-5): 22050 Hz, 80 bands, n_fft 1024, hop 256, window 1024, fmin 0, fmax 8000 — the convention most TTS acoustic models output (BigVGAN / HiFi-GAN front end, equal to `bigvgan.meldataset`) |
 | generator | {meta['generator']} ({meta['parameters']:,} parameters, weight norm folded) |
 | recipe | `recipes/default_22khz.yaml` |
-| training | {last['gan_step']:,} steps at batch 16 x 8192 samples, {last['train_hours']:.1f} hours on 2 CPU cores; phase: {last['phase']} |
+| training | {last['gan_step']:,} steps, {last['train_hours']:.1f} CPU-hours (2 cores); phase: {last['phase']} |
 | data | `recipes/data/build_corpus.py`: 244 min of speech from 4 Debian packages (fillets-ng-data-cs/-nl GPL-2, klettres-data and ktuberling-data GPL-2+), 64 speakers, Czech / Dutch / other languages; see `recipes/data/README.md` |
 | held-out | test split: whole voices never trained on (`fillets_cs_x`, KDE `nl`, `he`, `el`); `samples/` comes from it |
 
 ## Metrics (copy synthesis: audio -> mel -> model -> audio, compared with the original)
 
-`vocoder eval` (wideband PESQ, STOI, M-STFT = auraloss MultiResolutionSTFTLoss at its defaults, mel L1, MCD,
-CREPE periodicity error, V/UV F1); Griffin-Lim on the same mels is the floor a vocoder must beat.
+`vocoder eval`: DistillMOS and DNSMOS P.835 OVRL (non-intrusive MOS predictors, also run on the original clips:
+the ceiling), M-STFT (auraloss MultiResolutionSTFTLoss at its defaults), CREPE periodicity error, V/UV F1, wideband
+PESQ, STOI, mel L1, MCD; Griffin-Lim on the same mels is the floor a vocoder must beat.
 Test subset: {len(test_files)} clips of the test split, {corpus_rel}/test.txt, {last['test_per_source']} evenly spaced per source.
 
-| split | system | PESQ ↑ | STOI ↑ | M-STFT ↓ | mel L1 ↓ | MCD dB ↓ | periodicity ↓ | V/UV F1 ↑ |
-|---|---|---|---|---|---|---|---|---|
+| split | system | {' | '.join(HEADERS)} |
+|---|---|{'---|' * len(HEADERS)}
 {chr(10).join(rows)}
 
-Beats Griffin-Lim on `samples/` (PESQ and M-STFT): **{'yes' if beats else 'no'}**.
-Targets of the project (issue 6): PESQ >= 3.0 and M-STFT <= 1.0 on held-out speech.
+The gate (`vocoder/evaluation/gate.py`, on both splits):
+{gate_text}
 
-## Progress (every release; PESQ and M-STFT as model / Griffin-Lim on the test subset)
+This release {verdict}.
 
-| date | steps | phase | CPU hours | test PESQ | test M-STFT | samples PESQ | samples M-STFT |
+## Progress (every release; model / Griffin-Lim)
+
+| date | steps | phase | CPU hours | test DistillMOS | test M-STFT | samples DistillMOS | samples M-STFT |
 |---|---|---|---|---|---|---|---|
 {chr(10).join(hist)}
 
@@ -114,6 +137,7 @@ Trained on a few hours of CPU time, far from the 1-5 M GPU steps of published ch
 is low-bitrate game dialogue and short amateur recordings (little energy above ~4 kHz in much of it), so
 expect a duller top octave than the input on studio speech. For best quality on your voices, fine-tune:
 `vocoder train --config recipes/default_22khz.yaml --init-generator vocoder/pretrained/default.pt ...`.
+The training speech is 22.05 kHz; the model is not meant for 16 kHz or band-limited input upsampled to 22.05 kHz.
 """
     atomic_write_bytes(text.encode("utf-8"), path)
 
@@ -122,13 +146,14 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", help="Lightning checkpoint of a default_22khz run (.ckpt)")
     ap.add_argument("--train-hours", type=float, required=True, help="CPU hours of training so far (all phases)")
-    ap.add_argument("--phase", default="generator-only (mel L1 x45 + multi-resolution STFT)",
+    ap.add_argument("--phase", default="GAN-free: amplitude, phase, consistency, mel and MR-STFT losses",
                     help="training phase, for the card")
     ap.add_argument("--corpus", default="data/corpus")
     ap.add_argument("--test-per-source", type=int, default=8)
     ap.add_argument("--samples", default=str(ROOT / "samples"))
     ap.add_argument("--out", default=str(ROOT / "vocoder" / "pretrained"))
     ap.add_argument("--dry-run", action="store_true", help="evaluate and print; write nothing")
+    ap.add_argument("--force", action="store_true", help="write the release even if it fails the gate")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -151,9 +176,15 @@ def main(argv=None) -> int:
                "test_per_source": args.test_per_source, "test_clips": reports["test"]["n_clips"],
                "samples_clips": reports["samples"]["n_clips"],
                "test": means(reports["test"]), "samples": means(reports["samples"])}
+        failures = release_failures(row)
+        for f in failures:
+            print(f"gate: {f}")
         if args.dry_run:
             print(json.dumps(row, indent=2))
             return 0
+        if failures and not args.force:
+            print("not released: the model does not pass the gate (--force writes it anyway)", file=sys.stderr)
+            return 1
         out.mkdir(parents=True, exist_ok=True)
         progress_path = out / "progress.json"
         progress = json.loads(progress_path.read_text()) if progress_path.is_file() else []

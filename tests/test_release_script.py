@@ -27,22 +27,34 @@ def test_test_subset_is_stratified_sorted_and_stable(release, tmp_path):
     assert release.test_subset(tmp_path, 4) == picked
 
 
-def _row(step, model_pesq, gl_pesq, model_mstft, gl_mstft):
-    m = {k: 0.5 for k in ("pesq", "stoi", "mstft", "mel_l1", "mcd", "periodicity", "vuv_f1")}
-    split = {"vocoder": {**m, "pesq": model_pesq, "mstft": model_mstft},
-             "griffin_lim": {**m, "pesq": gl_pesq, "mstft": gl_mstft}}
-    return {"date": "2026-11-25T00:00:00+00:00", "gan_step": step, "phase": "generator-only",
+def _row(step, model_mos, gl_mos, model_mstft, gl_mstft):
+    m = {k: 0.5 for k in ("pesq", "stoi", "mel_l1", "mcd", "periodicity", "vuv_f1", "dnsmos_ovrl")}
+    split = {"vocoder": {**m, "distillmos": model_mos, "mstft": model_mstft},
+             "griffin_lim": {**m, "distillmos": gl_mos, "mstft": gl_mstft},
+             "reference": {"distillmos": 3.9, "dnsmos_ovrl": 3.1}}
+    return {"date": "2026-11-25T00:00:00+00:00", "gan_step": step, "phase": "GAN-free",
             "train_hours": 2.5, "test_per_source": 8, "test_clips": 24, "samples_clips": 4,
             "test": split, "samples": split}
 
 
 def test_model_card_reports_every_release_and_the_gate(release, tmp_path):
-    meta = {"name": "default_22khz", "generator": "hifigan", "parameters": 925985}
-    progress = [_row(4728, 1.98, 3.31, 1.54, 1.46), _row(12000, 3.5, 3.31, 1.2, 1.46)]
+    meta = {"name": "default_22khz", "generator": "vocos", "parameters": 9097347}
+    progress = [_row(4728, 2.4, 2.7, 1.54, 1.46), _row(12000, 3.1, 2.7, 1.2, 1.46)]
     card = tmp_path / "MODEL_CARD.md"
     release.write_card(card, meta, progress, [Path("x.wav")] * 24, "data/corpus")
     text = card.read_text()
     assert "12,000 steps" in text and "| 4,728 |" in text and "| 12,000 |" in text
-    assert "PESQ and M-STFT): **yes**" in text
+    assert "This release **passes**" in text
+    assert "reference clips (MOS ceiling) | 3.900 | 3.100 |" in text
     release.write_card(card, meta, progress[:1], [Path("x.wav")] * 24, "data/corpus")
-    assert "PESQ and M-STFT): **no**" in card.read_text()
+    text = card.read_text()
+    assert "This release **fails**" in text
+    assert "distillmos >= Griffin-Lim + 0.3: model 2.400, Griffin-Lim 2.700" in text
+    assert "mstft <= Griffin-Lim - 0.05: model 1.540, Griffin-Lim 1.460" in text
+
+
+def test_release_failures_check_both_splits(release):
+    row = _row(1, 3.1, 2.7, 1.2, 1.46)
+    assert release.release_failures(row) == []
+    row["test"] = dict(row["test"], vocoder=dict(row["test"]["vocoder"], vuv_f1=0.4))
+    assert release.release_failures(row) == ["test: vuv_f1 >= Griffin-Lim + 0: model 0.400, Griffin-Lim 0.500"]

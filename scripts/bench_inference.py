@@ -1,7 +1,12 @@
 #!/usr/bin/env python
-"""Whole-model BigVGAN inference: ours (fused anti-aliased activation) vs the official ``bigvgan`` package.
+"""Whole-model inference against the official packages: BigVGAN (ours with the fused anti-aliased activation vs
+``bigvgan``) and the Fourier-head family (ours vs ``vocos`` on the same architecture and weights).
 
-    python scripts/bench_inference.py [--seconds 2] [--models base,v2_24k] [--devices cpu,cuda] [--threads 2]
+    python scripts/bench_inference.py [--seconds 2] [--models base,v2_24k,vocos] [--devices cpu,cuda] [--threads 2]
+
+``vocos``: the ``vocos_mel_24khz`` network, ours vs ``vocos``' backbone + ``ISTFTHead`` with the same weights
+(max|diff| over the official output's length), then the real-time factor of the default model's architecture
+(``vocos_22khz_80band``, random weights) alone. The first line says which instruction set the CPU has.
 
 Both models get the same weights (ours, randomly initialised, loaded into the official class by state dict:
 the key names are the same), weight norm folded. For each device it prints the real-time factor (compute
@@ -27,7 +32,26 @@ from vocoder.generators import build_generator, get_preset
 from vocoder.kernels import dispatch
 from vocoder.kernels.dispatch import use_kernels
 
-MODELS = {"base": "bigvgan_base_22khz_80band", "v2_24k": "bigvgan_v2_24khz_100band_256x"}
+MODELS = {"base": "bigvgan_base_22khz_80band", "v2_24k": "bigvgan_v2_24khz_100band_256x",
+          "vocos": "vocos_mel_24khz"}
+#: the default model's architecture, timed next to the vocos comparison
+DEFAULT_FOURIER = "vocos_22khz_80band"
+
+
+def cpu_isa() -> str:
+    """The widest x86 vector extension the CPU reports, with torch's own dispatch level and the CPU model."""
+    flags, model = set(), "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+                elif line.startswith("model name") and model == "unknown CPU":
+                    model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2" if flags else "unknown"
+    return f"{isa} ({model}; torch CPU capability {torch.backends.cpu.get_cpu_capability()})"
 
 
 def build_official_kernel(build_dir=None):
@@ -173,6 +197,57 @@ def bench(name: str, device: str, seconds: float, repeat: int) -> None:
           f"ours fused/reference {t_ref / t_ours:.2f}x, max|diff| fused vs official {diff:.1e}")
 
 
+def official_vocos(ours, device: str):
+    """``vocos``' own backbone and ISTFT head with our weights (the key names are the same)."""
+    from vocos.heads import ISTFTHead
+    from vocos.models import VocosBackbone
+
+    c = ours.config
+    backbone = VocosBackbone(c.n_mels, c.dim, c.intermediate_dim, c.num_layers, c.layer_scale_init_value)
+    head = ISTFTHead(c.dim, c.n_fft, c.hop_length, c.padding)
+    backbone.load_state_dict({k[len("backbone."):]: v for k, v in ours.state_dict().items()
+                              if k.startswith("backbone.")})
+    head.load_state_dict({k[len("head."):]: v for k, v in ours.state_dict().items() if k.startswith("head.")})
+    backbone, head = backbone.eval().to(device), head.eval().to(device)
+    return lambda mel: head(backbone(mel))
+
+
+def bench_vocos(device: str, seconds: float, repeat: int) -> None:
+    preset = get_preset(MODELS["vocos"])
+    torch.manual_seed(0)
+    ours = build_generator(preset.name).eval().to(device)
+    with torch.no_grad():  # trained-looking layer scales rather than the all-equal initial ones
+        for n, p in ours.named_parameters():
+            if n.endswith("gamma"):
+                p.mul_(1 + torch.rand_like(p))
+    official = official_vocos(ours, device)
+    sr, hop = preset.mel.sample_rate, preset.mel.hop_length
+    frames = max(2, round(seconds * sr / hop))
+    mel = (torch.randn(1, preset.mel.n_mels, frames, device=device) - 5.0).clamp(min=-11.5)
+    audio_s = frames * hop / sr
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    default = build_generator(DEFAULT_FOURIER).eval().to(device)
+    d_mel = (torch.randn(1, default.n_mels, max(2, round(seconds * 22050 / 256)), device=device) - 5.0)
+    d_audio_s = d_mel.shape[-1] * default.hop_length / 22050
+    with torch.inference_mode():
+        with exact_fp32():
+            y_ours, y_off = ours(mel), official(mel)
+        ours(mel), official(mel), default(d_mel)  # warm-up
+        rounds = [(timed(lambda: ours(mel), sync), timed(lambda: official(mel), sync),
+                   timed(lambda: default(d_mel), sync)) for _ in range(repeat)]
+    t_ours, t_off, t_def = (min(r[i] for r in rounds) for i in range(3))
+    paired = sorted(r[1] / r[0] for r in rounds)
+    n = y_off.shape[-1]  # "center": the official decode has (T - 1) * hop samples, ours T * hop
+    diff = (y_ours.flatten()[:n].float() - y_off.flatten().float()).abs().max().item()
+    print(f"{preset.name} on {device}: {audio_s:.2f} s of audio, mel {list(mel.shape)}")
+    print(f"  ours              RTF {t_ours / audio_s:8.4f}  ({t_ours * 1e3:9.1f} ms), {audio_s / t_ours:7.1f}x real time")
+    print(f"  official vocos    RTF {t_off / audio_s:8.4f}  ({t_off * 1e3:9.1f} ms), {audio_s / t_off:7.1f}x real time")
+    print(f"  speed-up ours/official {t_off / t_ours:.2f}x (best of each; per round: median "
+          f"{statistics.median(paired):.2f}x, range {paired[0]:.2f}-{paired[-1]:.2f}x), max|diff| {diff:.1e}")
+    print(f"  {DEFAULT_FOURIER} (default model's architecture): RTF {t_def / d_audio_s:.4f}, "
+          f"{d_audio_s / t_def:.1f}x real time")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=2.0, help="audio length to generate")
@@ -184,18 +259,29 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    try:
-        import bigvgan  # noqa: F401
-    except ImportError:
-        print("the official `bigvgan` package is not installed", file=sys.stderr)
-        return 1
+    names = [n.strip() for n in args.models.split(",")]
+    unknown = sorted(set(names) - set(MODELS))
+    if unknown:
+        print(f"unknown models {unknown}; known: {sorted(MODELS)}", file=sys.stderr)
+        return 2
+    for package, needed in (("bigvgan", any(n != "vocos" for n in names)), ("vocos", "vocos" in names)):
+        try:
+            if needed:
+                __import__(package)
+        except ImportError:
+            print(f"the official `{package}` package is not installed", file=sys.stderr)
+            return 1
+    print(f"CPU: {cpu_isa()}")
     print(f"threads {torch.get_num_threads()}, kernels {dispatch.kernels_available()}")
     for device in devices:
         if device == "cuda" and not torch.cuda.is_available():
             print("cuda: no device, skipped")
             continue
-        for name in args.models.split(","):
-            bench(name.strip(), device, args.seconds, args.repeat)
+        for name in names:
+            if name == "vocos":
+                bench_vocos(device, args.seconds, args.repeat)
+            else:
+                bench(name, device, args.seconds, args.repeat)
     return 0
 
 

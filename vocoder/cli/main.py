@@ -7,7 +7,7 @@ import logging
 import sys
 
 # Subcommand modules under vocoder.cli, in the order `vocoder --help` lists them.
-SUBCOMMANDS = ["synthesize", "info", "eval", "train", "export", "stream"]
+SUBCOMMANDS = ["synthesize", "info", "eval", "train", "export", "stream", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:

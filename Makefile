@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 export CUDA_HOME ?= /usr/local/cuda
 
-.PHONY: setup setup-test kernels test gpu-checks
+.PHONY: setup setup-test kernels lint-imports test gpu-checks
 
 setup:
 	$(PIP) install -q -e .
@@ -18,6 +18,10 @@ setup-test: setup
 
 kernels:
 	$(PYTHON) scripts/build_kernels.py
+
+# The layers contract in pyproject.toml ([tool.importlinter]): no cycles, no import pointing up.
+lint-imports: setup-test
+	lint-imports
 
 test: setup-test kernels
 	$(PYTHON) -m pytest -q

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from vocoder.nn.fast_conv import FastConv1d, fft_conv1d, fft_weight
-from vocoder.nn.weight_norm import remove_weight_norm, weight_norm
+from vocoder.nn.weight_normalization import remove_weight_norm, weight_norm
 
 
 @pytest.mark.parametrize("k,d,t,n_fft", [(7, 1, 100, 32), (11, 3, 257, 32), (11, 5, 64, 64), (7, 2, 5, 16)])

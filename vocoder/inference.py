@@ -20,8 +20,11 @@ import torch
 import torch.nn as nn
 
 from .audio.io import load_audio, resample
-from .audio.mel import MelConfig, mel_spectrogram
-from .checkpoints import fold_weight_norm, load_checkpoint, save_checkpoint
+from .audio.mel import MelConfig, as_tensor, check_mel, mel_spectrogram
+from .checkpoints import load_checkpoint, save_checkpoint
+from .generators.registry import build_generator, check_generator_fits_mel, get_preset, preset_names
+from .nn.weight_normalization import fold_weight_norm as fold_weights  # the name is taken by the argument
+from .streaming import StreamingVocoder, build_streaming_generator
 
 __all__ = ["Vocoder", "DEFAULT_MODEL_PATH"]
 
@@ -30,14 +33,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "pretrained" / "default.pt"
 
 PathLike = Union[str, os.PathLike]
-
-
-def _as_tensor(x, what: str) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        x = torch.from_numpy(np.ascontiguousarray(x))
-    if not torch.is_tensor(x):
-        raise ValueError(f"expected {what} as a torch.Tensor or numpy array, got {type(x).__name__}")
-    return x
 
 
 def _check_device(device) -> torch.device:
@@ -62,12 +57,9 @@ class Vocoder(nn.Module):
         super().__init__()
         if not isinstance(mel_config, MelConfig):
             raise ValueError(f"expected a MelConfig, got {type(mel_config).__name__}")
-        if getattr(generator, "n_mels", mel_config.n_mels) != mel_config.n_mels:
-            raise ValueError(f"generator takes {generator.n_mels} mels, mel config says {mel_config.n_mels}")
-        if getattr(generator, "hop_length", mel_config.hop_length) != mel_config.hop_length:
-            raise ValueError(f"generator upsamples by {generator.hop_length}, mel hop_length is {mel_config.hop_length}")
+        check_generator_fits_mel(generator, mel_config)
         if fold_weight_norm:
-            _fold(generator)
+            fold_weights(generator)
         self.generator = generator.eval()
         self.generator.requires_grad_(False)
         self._mel_config = mel_config
@@ -99,16 +91,12 @@ class Vocoder(nn.Module):
                 )
             path = DEFAULT_MODEL_PATH
         if isinstance(path, str) and not os.path.exists(path):
-            from .generators.registry import get_preset, preset_names
-
             if path in preset_names():
                 if not random_init:
                     raise ValueError(
                         f"{path!r} is a preset name, which carries no trained weights; pass a checkpoint path, or "
                         f"random_init=True for a randomly initialised {path} (tests, benchmarks)"
                     )
-                from .generators.registry import build_generator
-
                 preset = get_preset(path)
                 gen = build_generator(path)
                 return cls(gen, preset.mel, {"source": "preset", "preset": path, "random_init": True}).to(device)
@@ -157,8 +145,6 @@ class Vocoder(nn.Module):
 
     def describe(self) -> dict:
         """A plain summary: generator, matching preset, parameter count, audio settings, meta."""
-        from .generators.registry import get_preset, preset_names
-
         cfg = self.generator.config
         cfg_dict = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else {}
         preset = None
@@ -180,28 +166,10 @@ class Vocoder(nn.Module):
         }
 
     # ------------------------------------------------------------------------------------------ checks
-    def _check_mel(self, mel) -> torch.Tensor:
-        mel = _as_tensor(mel, "a mel spectrogram")
-        if not mel.is_floating_point():
-            raise ValueError(f"expected a float mel spectrogram (log-mel values), got dtype {mel.dtype}")
-        if mel.dim() not in (2, 3):
-            raise ValueError(f"expected a mel [n_mels={self.n_mels}, T] or [B, {self.n_mels}, T], "
-                             f"got shape {tuple(mel.shape)}")
-        if mel.shape[-2] != self.n_mels:
-            hint = " (it looks transposed: [T, n_mels])" if mel.shape[-1] == self.n_mels else ""
-            raise ValueError(f"expected {self.n_mels} mel bands on dim -2, got shape {tuple(mel.shape)}{hint}")
-        if mel.shape[-1] == 0:
-            raise ValueError(f"expected at least one mel frame, got shape {tuple(mel.shape)}")
-        if mel.dim() == 3 and mel.shape[0] == 0:
-            raise ValueError(f"expected a non-empty batch, got shape {tuple(mel.shape)}")
-        if not torch.isfinite(mel).all():
-            raise ValueError("mel spectrogram contains NaN or inf values")
-        return mel
-
     @staticmethod
     def _check_lengths(lengths, batch: int, frames: int) -> list:
         if torch.is_tensor(lengths) or isinstance(lengths, np.ndarray):
-            lengths = _as_tensor(lengths, "lengths")
+            lengths = as_tensor(lengths, "lengths")
             if lengths.is_floating_point() or lengths.dim() != 1:
                 raise ValueError(f"expected lengths as 1-D integers [B], got {lengths.dtype} {tuple(lengths.shape)}")
             lengths = lengths.tolist()
@@ -230,7 +198,7 @@ class Vocoder(nn.Module):
         Returns:
             float32 ``[T * hop]`` or ``[B, T * hop]`` on the model's device.
         """
-        mel = self._check_mel(mel)
+        mel = check_mel(mel, self.n_mels)
         single = mel.dim() == 2
         if single:
             if lengths is not None:
@@ -267,7 +235,7 @@ class Vocoder(nn.Module):
     def mel(self, wav) -> torch.Tensor:
         """Log-mel of audio at ``sample_rate``: ``[T] -> [n_mels, F]``, ``[B, T] -> [B, n_mels, F]`` with
         ``F = mel_config.num_frames(T)``: ``T // hop``, or ``T // hop + 1`` for centred framing (Vocos)."""
-        wav = _as_tensor(wav, "audio")
+        wav = as_tensor(wav, "audio")
         if not wav.is_floating_point():
             raise ValueError(f"expected float audio in [-1, 1], got dtype {wav.dtype}")
         if wav.dim() == 3 and wav.shape[1] == 1:
@@ -296,7 +264,7 @@ class Vocoder(nn.Module):
         if isinstance(audio, (str, os.PathLike)):
             wav = load_audio(audio, self.sample_rate)
         else:
-            wav = _as_tensor(audio, "audio")
+            wav = as_tensor(audio, "audio")
             if sample_rate is None:
                 raise ValueError(f"give the sample_rate of the audio tensor (the model runs at {self.sample_rate} Hz)")
             if int(sample_rate) != self.sample_rate:
@@ -317,8 +285,6 @@ class Vocoder(nn.Module):
         # Built on first use and kept (it copies the folded weights once); rebuilt if the generator was
         # replaced, moved, or its weights changed in place (load_state_dict, an optimiser step): every
         # in-place write bumps a tensor's version counter.
-        from .streaming import StreamingVocoder
-
         sv = self._cached_streamer()
         if sv is None:
             sv = StreamingVocoder(self.generator)
@@ -342,15 +308,9 @@ class Vocoder(nn.Module):
         if sv is not None:
             return sv.lookahead_frames
         # The architecture alone decides it: an eager streaming network answers without the TorchScript build.
-        from .streaming.engine import build_streaming_generator
-
         return build_streaming_generator(self.generator).lookahead_frames
 
     def stream(self, mel_chunks):
         """Streaming decode: iterate over ``[n_mels, t]`` (or ``[B, n_mels, t]``) chunks, yield float32 audio
         (``[samples]`` / ``[B, samples]``) as soon as it is final; all pieces together equal ``self(mel)``."""
-        yield from self._streamer().stream(self._check_mel(c) for c in mel_chunks)
-
-
-def _fold(generator: nn.Module) -> None:
-    fold_weight_norm(generator)
+        yield from self._streamer().stream(check_mel(c, self.n_mels) for c in mel_chunks)

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 import librosa
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 __all__ = ["MelConfig", "mel_spectrogram", "mel_filterbank", "spectral_normalize", "MelSpectrogram", "log_mel",
-           "linear_spectrogram"]
+           "linear_spectrogram", "as_tensor", "check_mel"]
 
 
 MEL_SCALES = ("slaney", "htk")
@@ -257,3 +258,46 @@ class MelSpectrogram(torch.nn.Module):
         if wav.dim() == 3:
             wav = wav.squeeze(1)
         return log_mel(wav.float(), self.config, self.basis, self.window)
+
+
+# ------------------------------------------------------------------------------------------- the mel-input contract
+def as_tensor(x, what: str) -> torch.Tensor:
+    """``x`` as a tensor (a numpy array is wrapped, not copied); anything else -> ``ValueError`` naming ``what``."""
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if not torch.is_tensor(x):
+        raise ValueError(f"expected {what} as a torch.Tensor or numpy array, got {type(x).__name__}")
+    return x
+
+
+def check_mel(mel, n_mels: int, layout: str = "any", finite: bool = True) -> torch.Tensor:
+    """The one check of a log-mel input, before anything reaches a convolution; ``ValueError`` saying what was
+    expected and what came (non-float dtype, wrong rank, bands on the wrong axis, no frames, NaN / inf).
+
+    Args:
+        mel: a tensor or numpy array.
+        n_mels: the bands expected on dim -2.
+        layout: ``"any"``: ``[n_mels, T]`` or ``[B, n_mels, T]``, returned as given; ``"batch"``: ``[B, n_mels, T]``
+            only; ``"single"``: ``[n_mels, T]`` or ``[1, n_mels, T]``, returned as ``[n_mels, T]``.
+        finite: also refuse NaN / inf (a device sync; generators' forwards skip it).
+    Returns:
+        the mel as a tensor, same dtype and device.
+    """
+    mel = as_tensor(mel, "a mel spectrogram")
+    if not mel.is_floating_point():
+        raise ValueError(f"expected a float mel spectrogram (log-mel values), got dtype {mel.dtype}")
+    ranks = {"any": (2, 3), "batch": (3,), "single": (2, 3)}[layout]
+    shapes = {"any": f"[n_mels={n_mels}, T] or [B, {n_mels}, T]", "batch": f"[B, {n_mels}, T]",
+              "single": f"[n_mels={n_mels}, T] or [1, {n_mels}, T]"}[layout]
+    if mel.dim() not in ranks or (layout == "single" and mel.dim() == 3 and mel.shape[0] != 1):
+        raise ValueError(f"expected a mel {shapes}, got shape {tuple(mel.shape)}")
+    if mel.shape[-2] != n_mels:
+        hint = " (it looks transposed: [T, n_mels])" if mel.shape[-1] == n_mels else ""
+        raise ValueError(f"expected {n_mels} mel bands on dim -2 (a mel {shapes}), got shape {tuple(mel.shape)}{hint}")
+    if mel.shape[-1] == 0:
+        raise ValueError(f"expected at least one mel frame, got shape {tuple(mel.shape)}")
+    if mel.dim() == 3 and mel.shape[0] == 0:
+        raise ValueError(f"expected a non-empty batch, got shape {tuple(mel.shape)}")
+    if finite and not torch.isfinite(mel).all():
+        raise ValueError("mel spectrogram contains NaN or inf values")
+    return mel[0] if layout == "single" and mel.dim() == 3 else mel

@@ -21,6 +21,8 @@ import sys
 import numpy as np
 import torch
 
+from ..audio.mel import check_mel
+
 log = logging.getLogger(__name__)
 
 
@@ -55,13 +57,10 @@ def _npy_chunks(path: str, n_mels: int, chunk: int):
         mel = np.load(path, allow_pickle=False)
     except Exception as e:
         raise ValueError(f"cannot read {path} as a .npy array: {e}") from e
-    if mel.ndim == 3 and mel.shape[0] == 1:
-        mel = mel[0]
-    if mel.ndim != 2 or mel.shape[0] != n_mels:
-        raise ValueError(f"expected a mel [n_mels={n_mels}, T] in {path}, got shape {mel.shape}")
-    if not np.issubdtype(mel.dtype, np.floating):
-        raise ValueError(f"expected float log-mel values in {path}, got dtype {mel.dtype}")
-    mel = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
+    try:
+        mel = check_mel(mel, n_mels, layout="single").float()
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
     for i in range(0, mel.shape[1], chunk):
         yield mel[:, i:i + chunk]
 

@@ -16,7 +16,8 @@ from typing import List
 import numpy as np
 import torch
 
-from ..audio.io import AUDIO_EXTENSIONS, save_audio
+from ..audio.io import AUDIO_EXTENSIONS, load_audio, save_audio
+from ..audio.mel import check_mel
 
 log = logging.getLogger(__name__)
 
@@ -77,20 +78,11 @@ def load_mel(job: Job, vocoder) -> torch.Tensor:
             arr = np.load(job.source, allow_pickle=False)
         except Exception as e:
             raise ValueError(f"cannot read {job.source} as a .npy array: {e}") from e
-        if arr.ndim == 3 and arr.shape[0] == 1:
-            arr = arr[0]
-        if arr.ndim != 2:
-            raise ValueError(f"{job.source}: expected a mel [n_mels, T] or [1, n_mels, T], got shape {arr.shape}")
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(f"{job.source}: expected a float mel, got dtype {arr.dtype}")
-        mel = torch.from_numpy(arr.astype(np.float32))
         try:
-            vocoder._check_mel(mel)
+            mel = check_mel(arr, vocoder.n_mels, layout="single").float()
         except ValueError as e:
             raise ValueError(f"{job.source}: {e}") from None
         return mel
-    from ..audio.io import load_audio
-
     return vocoder.mel(load_audio(job.source, vocoder.sample_rate))
 
 

@@ -1,7 +1,7 @@
 """Pieces shared by the discriminators: norms with official key names, padding, input checks, the conv-stack
 forward every sub-discriminator runs, EnCodec's 2-D conv stack, and the base of the multi-* wrappers.
 
-Weight norm is :func:`vocoder.nn.weight_norm.weight_norm` (keys ``weight_g``/``weight_v``, as the generators
+Weight norm is :func:`vocoder.nn.weight_normalization.weight_norm` (keys ``weight_g``/``weight_v``, as the generators
 use) and spectral norm the hook-based ``torch.nn.utils.spectral_norm`` (``weight_orig``/``weight_u``/
 ``weight_v``): those are the keys of the official HiFi-GAN and BigVGAN discriminator checkpoints, so they load
 with a plain ``load_state_dict``.
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn.weight_norm import weight_norm as _weight_norm
+from ..nn.weight_normalization import detach_weight, weight_norm as _weight_norm
 
 __all__ = ["weight_norm", "spectral_norm", "norm_layer", "get_padding", "get_2d_padding", "check_wav", "run_convs",
            "encodec_convs", "MultiDiscriminator"]
@@ -25,18 +25,10 @@ def weight_norm(module: nn.Module) -> nn.Module:
     return _weight_norm(module, dim=0)
 
 
-def _detach_weight(module: nn.Module, inputs, output) -> None:
-    # the norm's pre-hook recomputes ``weight`` every forward; keeping a graph-free copy in between lets
-    # ``copy.deepcopy`` work (as vocoder.nn.weight_norm does for weight norm)
-    w = module.__dict__.get("weight")
-    if isinstance(w, torch.Tensor) and w.grad_fn is not None:
-        module.__dict__["weight"] = w.detach()
-
-
 def spectral_norm(module: nn.Module) -> nn.Module:
     """Hook-based spectral norm (``weight_orig``, ``weight_u``, ``weight_v``)."""
     module = torch.nn.utils.spectral_norm(module)
-    module.register_forward_hook(_detach_weight)
+    module.register_forward_hook(detach_weight)  # deepcopy-safe between forwards
     return module
 
 

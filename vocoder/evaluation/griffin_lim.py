@@ -17,27 +17,14 @@ import librosa
 import numpy as np
 import torch
 
-from ..audio.mel import MelConfig, mel_filterbank
+from ..audio.mel import MelConfig, check_mel, mel_filterbank
 
 __all__ = ["mel_to_magnitude", "griffin_lim", "GriffinLimVocoder"]
 
 
-def _check_mel(mel, config: MelConfig) -> np.ndarray:
-    if torch.is_tensor(mel):
-        mel = mel.detach().to("cpu", torch.float64).numpy()
-    mel = np.asarray(mel, dtype=np.float64)
-    if mel.ndim == 3 and mel.shape[0] == 1:
-        mel = mel[0]
-    if mel.ndim != 2 or mel.shape[0] != config.n_mels or mel.shape[1] == 0:
-        raise ValueError(f"expected a log-mel [n_mels={config.n_mels}, T>0], got shape {mel.shape}")
-    if not np.isfinite(mel).all():
-        raise ValueError("log-mel contains NaN or inf")
-    return mel
-
-
 def mel_to_magnitude(mel, config: MelConfig) -> np.ndarray:
     """Log-mel ``[n_mels, T]`` -> non-negative linear magnitude ``[n_fft // 2 + 1, T]`` (float64)."""
-    mel = _check_mel(mel, config)
+    mel = check_mel(mel, config.n_mels, layout="single").detach().to("cpu", torch.float64).numpy()
     basis = mel_filterbank(config, dtype=torch.float64).numpy()
     return librosa.util.nnls(basis, np.exp(mel))
 

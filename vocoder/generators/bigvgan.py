@@ -8,7 +8,7 @@ with a plain ``load_state_dict`` and gives the same waveform. Presets copy the o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Optional, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -16,7 +16,9 @@ import torch.nn as nn
 from ..audio.mel import MelConfig
 from ..nn.blocks import AMPBlock1, AMPBlock2, make_activation
 from ..nn.filters import Activation1d
-from ..nn.weight_norm import remove_weight_norm, weight_norm
+from ..nn.weight_normalization import remove_weight_norm, weight_norm
+from ..nn.streaming import (StreamActivation1d, StreamConv1d, StreamConvTranspose1d, StreamLayer, StreamPointwise,
+                            StreamSequential, StreamSum, stream_amp_block, stream_input_norm)
 from .common import as_nested_tuple, as_tuple, check_mel, check_upsampling
 from .registry import resolve_config, register_generator, register_preset
 
@@ -75,7 +77,23 @@ class BigVGANConfig:
             raise ValueError(f"official BigVGAN config is missing {e.args[0]!r}; got keys {sorted(h)}") from None
 
 
-@register_generator("bigvgan", BigVGANConfig)
+def stream_bigvgan(gen: "BigVGANGenerator") -> StreamSequential:
+    """The streaming network of a BigVGAN generator (same weights, cached state; see :mod:`vocoder.nn.streaming`)."""
+    layers: List[StreamLayer] = stream_input_norm(gen) + [StreamConv1d.from_conv(gen.conv_pre)]
+    nk = gen.num_kernels
+    for i, stage in enumerate(gen.ups):
+        out_ch = 0
+        for up in stage:
+            layers.append(StreamConvTranspose1d.from_conv(up))
+            out_ch = up.out_channels
+        blocks = [stream_amp_block(gen.resblocks[i * nk + j]) for j in range(nk)]
+        layers.append(StreamSum(blocks, out_ch, divisor=nk))
+    layers += [StreamActivation1d(gen.activation_post), StreamConv1d.from_conv(gen.conv_post),
+               StreamPointwise("tanh" if gen.use_tanh_at_final else "clamp")]
+    return StreamSequential(layers)
+
+
+@register_generator("bigvgan", BigVGANConfig, streaming=stream_bigvgan)
 class BigVGANGenerator(nn.Module):
     """``forward(mel [B, n_mels, T]) -> wav [B, 1, T * hop_length]`` in [-1, 1] (tanh, or clamp for v2)."""
 

@@ -5,6 +5,8 @@ from typing import Any, Tuple
 
 import torch
 
+from ..audio.mel import check_mel as _check_mel_input
+
 __all__ = ["as_tuple", "as_nested_tuple", "check_mel", "check_upsampling"]
 
 
@@ -24,13 +26,11 @@ def as_nested_tuple(v: Any, name: str) -> Tuple[Tuple[int, ...], ...]:
 
 
 def check_mel(mel: torch.Tensor, n_mels: int) -> None:
-    """Raise ValueError unless ``mel`` is a floating ``[B, n_mels, T]`` tensor with ``T >= 1``."""
+    """Raise ValueError unless ``mel`` is a floating ``[B, n_mels, T]`` tensor with ``T >= 1`` (the mel-input
+    contract of :func:`vocoder.audio.mel.check_mel`, without the NaN scan, which would sync every forward)."""
     if not isinstance(mel, torch.Tensor):
         raise ValueError(f"expected a mel tensor [B, {n_mels}, T], got {type(mel).__name__}")
-    if mel.dim() != 3 or mel.shape[1] != n_mels or mel.shape[2] < 1:
-        raise ValueError(f"expected mel of shape [B, {n_mels}, T] with T >= 1, got {tuple(mel.shape)}")
-    if not mel.is_floating_point():
-        raise ValueError(f"expected a floating-point mel, got dtype {mel.dtype}")
+    _check_mel_input(mel, n_mels, layout="batch", finite=False)
 
 
 def check_upsampling(rates, kernels, initial_channel: int, resblock_kernels, resblock_dilations, resblock) -> None:

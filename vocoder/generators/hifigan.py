@@ -8,7 +8,7 @@ Table (22.05 kHz, 80 mels, hop 256).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -17,11 +17,16 @@ import torch.nn.functional as F
 from ..audio.mel import MelConfig
 from ..nn.blocks import LRELU_SLOPE, ResBlock1, ResBlock2
 from ..nn.input_norm import check_input_norm, make_input_norm
-from ..nn.weight_norm import remove_weight_norm, weight_norm
+from ..nn.weight_normalization import remove_weight_norm, weight_norm
+from ..nn.streaming import (StreamConv1d, StreamConvTranspose1d, StreamLayer, StreamPointwise, StreamSequential,
+                            StreamSum, stream_input_norm, stream_resblock)
 from .common import as_nested_tuple, as_tuple, check_mel, check_upsampling
 from .registry import resolve_config, register_generator, register_preset
 
-__all__ = ["HiFiGANConfig", "HiFiGANGenerator", "HIFIGAN_V1", "HIFIGAN_V2", "HIFIGAN_V3"]
+__all__ = ["HiFiGANConfig", "HiFiGANGenerator", "HIFIGAN_V1", "HIFIGAN_V2", "HIFIGAN_V3", "stream_hifigan"]
+
+#: leaky ReLU slope before ``conv_post``: F.leaky_relu's default, as in the official code
+POST_SLOPE = 0.01
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,20 @@ class HiFiGANConfig:
         return hop
 
 
-@register_generator("hifigan", HiFiGANConfig)
+def stream_hifigan(gen: "HiFiGANGenerator") -> StreamSequential:
+    """The streaming network of a HiFi-GAN generator (same weights, cached state; see :mod:`vocoder.nn.streaming`)."""
+    layers: List[StreamLayer] = stream_input_norm(gen) + [StreamConv1d.from_conv(gen.conv_pre)]
+    nk = gen.num_kernels
+    for i, up in enumerate(gen.ups):
+        layers.append(StreamPointwise("leaky_relu", LRELU_SLOPE))
+        layers.append(StreamConvTranspose1d.from_conv(up))
+        blocks = [stream_resblock(gen.resblocks[i * nk + j]) for j in range(nk)]
+        layers.append(StreamSum(blocks, up.out_channels, divisor=nk))
+    layers += [StreamPointwise("leaky_relu", POST_SLOPE), StreamConv1d.from_conv(gen.conv_post), StreamPointwise("tanh")]
+    return StreamSequential(layers)
+
+
+@register_generator("hifigan", HiFiGANConfig, streaming=stream_hifigan)
 class HiFiGANGenerator(nn.Module):
     """``forward(mel [B, n_mels, T]) -> wav [B, 1, T * hop_length]`` in [-1, 1] (tanh)."""
 
@@ -101,7 +119,7 @@ class HiFiGANGenerator(nn.Module):
             for j in range(1, self.num_kernels):
                 xs = xs + self.resblocks[i * self.num_kernels + j](x)
             x = xs / self.num_kernels
-        x = F.leaky_relu(x)  # slope 0.01 here, as in the official code
+        x = F.leaky_relu(x, POST_SLOPE)
         x = self.conv_post(x)
         return torch.tanh(x)
 

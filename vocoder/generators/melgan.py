@@ -16,7 +16,8 @@ import torch.nn as nn
 from ..audio.mel import MelConfig
 from ..nn.blocks import MelGANResBlock
 from ..nn.input_norm import check_input_norm, make_input_norm
-from ..nn.weight_norm import remove_weight_norm, weight_norm
+from ..nn.weight_normalization import remove_weight_norm, weight_norm
+from ..nn.streaming import StreamSequential, stream_input_norm, stream_sequence
 from .common import as_tuple, check_mel
 from .registry import resolve_config, register_generator, register_preset
 
@@ -50,7 +51,12 @@ class MelGANConfig:
         return hop
 
 
-@register_generator("melgan", MelGANConfig)
+def stream_melgan(gen: "MelGANGenerator") -> StreamSequential:
+    """The streaming network of a MelGAN generator (same weights, cached state; see :mod:`vocoder.nn.streaming`)."""
+    return StreamSequential(stream_input_norm(gen) + stream_sequence(gen.model))
+
+
+@register_generator("melgan", MelGANConfig, streaming=stream_melgan)
 class MelGANGenerator(nn.Module):
     """``forward(mel [B, n_mels, T]) -> wav [B, 1, T * hop_length]`` in [-1, 1] (tanh)."""
 

@@ -1,5 +1,8 @@
 """Generators by name, and named presets (generator + its config + the mel it expects).
 
+The families register themselves when :mod:`vocoder.generators` is imported (which importing this module does
+first, as its package); this module imports none of them.
+
 Every generator is an ``nn.Module`` built from a config dataclass, with ``forward(mel [B, n_mels, T]) ->
 wav [B, 1, T * hop_length]``, attributes ``config``, ``hop_length``, ``n_mels`` and a ``remove_weight_norm()``.
 """
@@ -7,21 +10,26 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Type, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Type, Union
 
 import torch.nn as nn
 
 from ..audio.mel import MelConfig
 
 __all__ = ["register_generator", "register_preset", "build_generator", "get_preset", "generator_names",
-           "preset_names", "config_from_dict", "resolve_config", "GeneratorSpec", "Preset"]
+           "preset_names", "config_from_dict", "resolve_config", "check_generator_fits_mel", "streaming_builder",
+           "GeneratorSpec", "Preset"]
 
 
 @dataclass(frozen=True)
 class GeneratorSpec:
+    """Everything a family registers about itself: its name, class, config dataclass and the builder of its
+    streaming network (``generator -> StreamSequential`` of :mod:`vocoder.nn.streaming` layers; ``None``: the
+    family does not stream)."""
     name: str
     cls: Type[nn.Module]
     config_cls: type
+    streaming: Optional[Callable[[nn.Module], nn.Module]] = None
 
 
 @dataclass(frozen=True)
@@ -37,11 +45,12 @@ _GENERATORS: Dict[str, GeneratorSpec] = {}
 _PRESETS: Dict[str, Preset] = {}
 
 
-def register_generator(name: str, config_cls: type) -> Callable[[Type[nn.Module]], Type[nn.Module]]:
-    """Class decorator: ``@register_generator("hifigan", HiFiGANConfig)``."""
+def register_generator(name: str, config_cls: type, streaming: Optional[Callable[[nn.Module], nn.Module]] = None
+                       ) -> Callable[[Type[nn.Module]], Type[nn.Module]]:
+    """Class decorator: ``@register_generator("hifigan", HiFiGANConfig, streaming=stream_hifigan)``."""
 
     def deco(cls):
-        _GENERATORS[name] = GeneratorSpec(name, cls, config_cls)
+        _GENERATORS[name] = GeneratorSpec(name, cls, config_cls, streaming)
         cls.registry_name = name
         return cls
 
@@ -52,30 +61,21 @@ def register_preset(name: str, generator: str, config: Any, mel: MelConfig, desc
     _PRESETS[name] = Preset(name, generator, config, mel, description)
 
 
-def _ensure_loaded() -> None:
-    # Importing the package registers every generator and preset (once).
-    from . import bigvgan, hifigan, melgan, vocos  # noqa: F401
-
-
 def generator_names() -> list:
-    _ensure_loaded()
     return sorted(_GENERATORS)
 
 
 def preset_names() -> list:
-    _ensure_loaded()
     return sorted(_PRESETS)
 
 
 def get_spec(name: str) -> GeneratorSpec:
-    _ensure_loaded()
     if name not in _GENERATORS:
         raise ValueError(f"unknown generator {name!r}; known: {sorted(_GENERATORS)}")
     return _GENERATORS[name]
 
 
 def get_preset(name: str) -> Preset:
-    _ensure_loaded()
     if name not in _PRESETS:
         raise ValueError(f"unknown preset {name!r}; known: {sorted(_PRESETS)}")
     return _PRESETS[name]
@@ -107,7 +107,6 @@ def resolve_config(name: str, config: Union[Mapping[str, Any], Any, None]):
 
 def build_generator(name: str, config: Union[Mapping[str, Any], Any, None] = None) -> nn.Module:
     """Build generator ``name`` (a generator name or a preset name) from a config dataclass or dict."""
-    _ensure_loaded()
     if name in _PRESETS and config is None:
         p = _PRESETS[name]
         return _GENERATORS[p.generator].cls(p.config)
@@ -117,3 +116,23 @@ def build_generator(name: str, config: Union[Mapping[str, Any], Any, None] = Non
     elif isinstance(config, Mapping):
         config = config_from_dict(name, config)
     return spec.cls(config)
+
+
+def check_generator_fits_mel(generator: nn.Module, mel: MelConfig, source: str = "") -> None:
+    """``ValueError`` unless ``generator`` takes ``mel.n_mels`` bands and upsamples by ``mel.hop_length``."""
+    prefix = f"{source}: " if source else ""
+    if getattr(generator, "n_mels", mel.n_mels) != mel.n_mels:
+        raise ValueError(f"{prefix}generator takes {generator.n_mels} mels, mel config says {mel.n_mels}")
+    if getattr(generator, "hop_length", mel.hop_length) != mel.hop_length:
+        raise ValueError(f"{prefix}generator upsamples by {generator.hop_length}, mel hop_length is {mel.hop_length}")
+
+
+def streaming_builder(generator: nn.Module) -> Callable[[nn.Module], nn.Module]:
+    """The streaming builder the family of ``generator`` registered; ``ValueError`` if it has none."""
+    for spec in _GENERATORS.values():
+        if type(generator) is spec.cls:
+            if spec.streaming is None:
+                break
+            return spec.streaming
+    streamable = sorted(s.name for s in _GENERATORS.values() if s.streaming is not None)
+    raise ValueError(f"no streaming builder for {type(generator).__name__}; generators that stream: {streamable}")

@@ -18,13 +18,15 @@ Shapes: ``forward(mel [B, n_mels, T]) -> wav [B, 1, T * hop]``; ``spectrum(mel) 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 
 from ..audio.mel import MelConfig, mel_filterbank
 from ..nn.convnext import ISTFT_PADDINGS, ConvNeXtBlock, InverseSTFT
+from ..nn.streaming import (StreamChannelNorm, StreamConcat, StreamConv1d, StreamConvNeXtPointwise, StreamFourierHead,
+                            StreamIdentity, StreamISTFT, StreamLayer, StreamMelPrior, StreamSequential, StreamSum)
 from .common import check_mel
 from .registry import register_generator, register_preset, resolve_config
 
@@ -146,7 +148,45 @@ class FourierHead(nn.Module):
         return self.istft(torch.complex(amp * torch.cos(phase), amp * torch.sin(phase)))
 
 
-@register_generator("vocos", VocosConfig)
+def stream_vocos(gen: "VocosGenerator") -> StreamSequential:
+    """Vocos: ConvNeXt backbone at frame rate (the 7-tap embed and depthwise convs keep 3 frames of context
+    each, a block's residual waits in a :class:`StreamSum` queue), the frame-wise head projection, and the
+    inverse STFT's overlap-add. With the pinv prior, the prior's frames wait in a :class:`StreamConcat` queue
+    until the backbone's prediction for them is out."""
+    bb, head, cfg = gen.backbone, gen.head, gen.config
+    layers: List[StreamLayer] = [StreamConv1d.from_conv(bb.embed), StreamChannelNorm(bb.norm)]
+    dim = bb.embed.out_channels
+    for block in bb.convnext:
+        f = StreamSequential([StreamConv1d.from_conv(block.dwconv), StreamConvNeXtPointwise(block)])
+        layers.append(StreamSum([f, StreamIdentity()], dim))  # x + pointwise(dwconv(x))
+    layers += [StreamChannelNorm(bb.final_layer_norm), StreamFourierHead(head)]
+    net = StreamSequential(layers)
+    istft = head.istft
+    out = StreamISTFT(istft.window, istft.n_fft, istft.hop_length, istft.padding, MAX_AMPLITUDE,
+                      with_prior=gen.prior_basis is not None)
+    if gen.prior_basis is None:
+        return StreamSequential([net, out])
+    prior = StreamMelPrior(gen.prior_basis, PRIOR_FLOOR)
+    _check_prior(gen, prior)
+    n_bins, n_head = head.n_bins, 2 * head.n_bins
+    if cfg.prior_input:  # the backbone reads the prior: [prior, head(backbone(prior))]
+        return StreamSequential([prior, StreamConcat([StreamIdentity(), net], [n_bins, n_head]), out])
+    return StreamSequential([StreamConcat([prior, net], [n_bins, n_head]), out])  # [prior(mel), head(backbone(mel))]
+
+
+def _check_prior(gen: nn.Module, prior: StreamMelPrior) -> None:
+    """The streaming prior repeats ``prior_log_amplitude``'s arithmetic: refuse to build if they disagree."""
+    basis = prior.basis
+    probe = torch.linspace(-6.0, 2.0, 3 * gen.n_mels, dtype=basis.dtype, device=basis.device).view(1, gen.n_mels, 3)
+    with torch.no_grad():
+        want = gen.prior_log_amplitude(probe)
+        got = prior(probe, [], False)
+    if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-5, atol=1e-5):
+        raise RuntimeError("the streaming amplitude prior differs from VocosGenerator.prior_log_amplitude; "
+                           "update vocoder.nn.streaming.fourier.StreamMelPrior")
+
+
+@register_generator("vocos", VocosConfig, streaming=stream_vocos)
 class VocosGenerator(nn.Module):
     """ConvNeXt backbone + Fourier head; ``forward(mel [B, n_mels, T]) -> wav [B, 1, T * hop]``."""
 

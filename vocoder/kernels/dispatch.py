@@ -76,13 +76,13 @@ def unsupported_reason(module) -> str | None:
         return "downsampler padding is not replicate"
     if not _filter_ok(getattr(low, "filter", None)):
         return "downsampler filter is not 12 taps"
-    name = type(act).__name__
-    if name not in ("Snake", "SnakeBeta"):
-        return f"activation {name} is not Snake/SnakeBeta"
+    kind = getattr(act, "kernel_name", None)  # declared by the activation class (vocoder.nn.activations)
+    if kind not in ("snake", "snakebeta"):
+        return f"activation {type(act).__name__} is not Snake/SnakeBeta"
     alpha = getattr(act, "alpha", None)
     if not isinstance(alpha, torch.Tensor) or alpha.dim() != 1:
         return "activation alpha is not a [C] tensor"
-    if name == "SnakeBeta":
+    if kind == "snakebeta":
         beta = getattr(act, "beta", None)
         if not isinstance(beta, torch.Tensor) or beta.shape != alpha.shape:
             return "activation beta is not a [C] tensor"
@@ -122,7 +122,7 @@ def anti_aliased_activation(x: torch.Tensor, module) -> torch.Tensor | None:
         return None
     if ext is None:
         return None
-    is_beta = type(act).__name__ == "SnakeBeta"
+    is_beta = act.kernel_name == "snakebeta"
     beta = act.beta if is_beta else act.alpha
     eps = float(getattr(act, "no_div_by_zero", 1e-9))
     return AntiAliasedActivation.apply(

@@ -1,9 +1,10 @@
-"""Layers the generators are built from: Snake activations, anti-aliased resampling, residual blocks."""
+"""Layers the generators are built from: Snake activations, anti-aliased resampling, residual blocks, weight norm."""
 from .activations import Snake, SnakeBeta
 from .blocks import AMPBlock1, AMPBlock2, MelGANResBlock, ResBlock1, ResBlock2, get_padding, init_weights, make_activation
 from .filters import Activation1d, DownSample1d, LowPassFilter1d, UpSample1d, kaiser_sinc_filter1d
-from .weight_norm import effective_weight, has_weight_norm, remove_weight_norm, weight_norm
+from .weight_normalization import effective_weight, fold_weight_norm, has_weight_norm, remove_weight_norm, weight_norm
 
 __all__ = ["Snake", "SnakeBeta", "Activation1d", "UpSample1d", "DownSample1d", "LowPassFilter1d",
            "kaiser_sinc_filter1d", "ResBlock1", "ResBlock2", "AMPBlock1", "AMPBlock2", "MelGANResBlock", "get_padding",
-           "init_weights", "make_activation", "weight_norm", "remove_weight_norm", "has_weight_norm", "effective_weight"]
+           "init_weights", "make_activation", "weight_norm", "remove_weight_norm", "has_weight_norm", "effective_weight",
+           "fold_weight_norm"]

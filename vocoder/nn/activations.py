@@ -24,6 +24,9 @@ def _init(in_features: int, alpha: float, logscale: bool) -> nn.Parameter:
 class Snake(nn.Module):
     """``x + 1/alpha * sin^2(alpha x)`` on ``[B, C, T]``, ``alpha`` of shape ``[C]``."""
 
+    #: the fused anti-aliased kernel computing this activation (see :mod:`vocoder.kernels.dispatch`)
+    kernel_name = "snake"
+
     def __init__(self, in_features: int, alpha: float = 1.0, alpha_trainable: bool = True,
                  alpha_logscale: bool = False):
         super().__init__()
@@ -49,6 +52,8 @@ class Snake(nn.Module):
 
 class SnakeBeta(Snake):
     """``x + 1/beta * sin^2(alpha x)`` on ``[B, C, T]``; ``alpha`` (frequency) and ``beta`` (magnitude) ``[C]``."""
+
+    kernel_name = "snakebeta"
 
     def __init__(self, in_features: int, alpha: float = 1.0, alpha_trainable: bool = True,
                  alpha_logscale: bool = False):

@@ -1,6 +1,6 @@
 """Residual blocks of HiFi-GAN (ResBlock1/2, leaky ReLU), BigVGAN (AMPBlock1/2, anti-aliased Snake), MelGAN.
 
-All convolutions are weight-normed with :mod:`vocoder.nn.weight_norm`, whose state-dict keys are the official
+All convolutions are weight-normed with :mod:`vocoder.nn.weight_normalization`, whose state-dict keys are the official
 ones: ``convs1.{i}.weight_g``, ``convs1.{i}.weight_v``, ``convs1.{i}.bias`` (``weight`` after
 ``remove_weight_norm()``); AMP blocks add ``activations.{i}.act.alpha`` (``.beta`` for SnakeBeta),
 ``activations.{i}.upsample.filter`` and ``activations.{i}.downsample.lowpass.filter``. Every block maps
@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .activations import Snake, SnakeBeta
 from .fast_conv import FastConv1d
 from .filters import Activation1d
-from .weight_norm import remove_weight_norm, weight_norm
+from .weight_normalization import remove_weight_norm, weight_norm
 
 __all__ = ["get_padding", "init_weights", "make_activation", "ResBlock1", "ResBlock2", "AMPBlock1", "AMPBlock2",
            "MelGANResBlock", "LRELU_SLOPE"]

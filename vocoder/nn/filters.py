@@ -10,14 +10,15 @@ so official state dicts load and outputs agree to float32 rounding. Fused kernel
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import math
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from ..kernels.dispatch import anti_aliased_activation
 
 __all__ = ["kaiser_sinc_filter1d", "LowPassFilter1d", "UpSample1d", "DownSample1d", "Activation1d"]
 
@@ -121,34 +122,6 @@ class DownSample1d(nn.Module):
         return self.lowpass(x)
 
 
-# --- dispatch hook -------------------------------------------------------------------------------------------
-_UNSET = object()
-_dispatch_fn = _UNSET
-
-
-def _dispatch() -> Optional[Callable]:
-    """``vocoder.kernels.dispatch.anti_aliased_activation`` if that module exists, else None (looked up once)."""
-    global _dispatch_fn
-    if _dispatch_fn is _UNSET:
-        try:
-            mod = importlib.import_module("vocoder.kernels.dispatch")
-            _dispatch_fn = getattr(mod, "anti_aliased_activation", None)
-        except ModuleNotFoundError as e:
-            if e.name not in ("vocoder.kernels", "vocoder.kernels.dispatch"):
-                log.warning("vocoder.kernels.dispatch could not be imported (%s); using the PyTorch reference", e)
-            _dispatch_fn = None
-        except Exception as e:  # a broken kernel module must not take the reference path down with it
-            log.warning("vocoder.kernels.dispatch failed to import (%r); using the PyTorch reference", e)
-            _dispatch_fn = None
-    return _dispatch_fn
-
-
-def _reset_dispatch_cache() -> None:
-    """Forget the looked-up dispatch function (tests, or after installing the kernels module at run time)."""
-    global _dispatch_fn
-    _dispatch_fn = _UNSET
-
-
 class Activation1d(nn.Module):
     """Anti-aliased activation on ``[B, C, T] -> [B, C, T * up_ratio / down_ratio]``.
 
@@ -173,9 +146,5 @@ class Activation1d(nn.Module):
         return self.downsample(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fn = _dispatch()
-        if fn is not None:
-            out = fn(x, self)
-            if out is not None:
-                return out
-        return self.reference_forward(x)
+        out = anti_aliased_activation(x, self)  # None: no fused kernel fits (or VOCODER_KERNELS=0)
+        return self.reference_forward(x) if out is None else out

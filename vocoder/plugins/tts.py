@@ -14,7 +14,8 @@ from typing import Optional, Union
 import numpy as np
 
 from ..audio.mel import MelConfig
-from ..inference import Vocoder, _as_tensor
+from ..audio.mel import as_tensor
+from ..inference import Vocoder
 from .conventions import MelConvention, get_convention, to_vocoder_mel
 
 __all__ = ["VocoderPlugin"]
@@ -54,7 +55,7 @@ class VocoderPlugin:
         """``[n_mels, T]`` (``[T, n_mels]`` for time-first conventions) -> ``[T * hop]``; batched -> ``[B, T * hop]``."""
         conv = self.convention if convention is None else get_convention(convention)
         is_numpy = isinstance(mel, np.ndarray)
-        x = _as_tensor(mel, "a mel")  # same conversion and error as Vocoder's own input check
+        x = as_tensor(mel, "a mel")  # same conversion and error as Vocoder's own input check
         device = x.device
         if not x.is_floating_point():
             raise ValueError(f"expected a float mel, got dtype {x.dtype}")

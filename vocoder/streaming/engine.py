@@ -7,7 +7,7 @@
     sv.reset()                                # (flush resets too) next utterance
 
 Concatenating every ``push`` and the ``flush`` equals ``generator(mel)`` (float rounding aside) for any
-chunking. Every layer keeps the left context it needs (see :mod:`vocoder.streaming.layers`), so a chunk costs
+chunking. Every layer keeps the left context it needs (see :mod:`vocoder.nn.streaming`), so a chunk costs
 in proportion to its own length and the state stays the same size however long the utterance runs. The
 delay is the generator's right receptive field, :attr:`StreamingGenerator.lookahead_frames` frames: after
 ``T`` frames, at least ``(T - lookahead_frames) * hop`` samples are out.
@@ -27,9 +27,10 @@ from typing import List, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 
-from .layers import (StateAllocator, StreamActivation1d, StreamChannelNorm, StreamConcat, StreamConv1d,
-                     StreamConvNeXtPointwise, StreamConvTranspose1d, StreamFourierHead, StreamIdentity, StreamISTFT,
-                     StreamLayer, StreamMelPrior, StreamPointwise, StreamSequential, StreamStandardize, StreamSum)
+from ..audio.mel import check_mel
+from ..generators.registry import streaming_builder
+from ..nn.streaming import (StateAllocator, StreamActivation1d, StreamConv1d, StreamConvTranspose1d, StreamLayer,
+                            StreamPointwise, StreamSequential)
 
 __all__ = ["StreamingGenerator", "StreamingVocoder", "build_streaming_generator", "fuse_activations"]
 
@@ -37,172 +38,6 @@ log = logging.getLogger(__name__)
 
 #: Chunks of at least this many frames run the eager network even in scripted mode (see StreamingVocoder).
 SCRIPT_MAX_FRAMES = 64
-
-
-# --------------------------------------------------------------------------------------------------- builders
-def _hifigan_block(block: nn.Module) -> StreamLayer:
-    from ..nn.blocks import LRELU_SLOPE, ResBlock1, ResBlock2
-
-    ch = block.convs1[0].in_channels if isinstance(block, ResBlock1) else block.convs[0].in_channels
-    layers: List[StreamLayer] = []
-    if isinstance(block, ResBlock1):
-        for c1, c2 in zip(block.convs1, block.convs2):
-            f = StreamSequential([StreamPointwise("leaky_relu", LRELU_SLOPE), StreamConv1d.from_conv(c1),
-                                  StreamPointwise("leaky_relu", LRELU_SLOPE), StreamConv1d.from_conv(c2)])
-            layers.append(StreamSum([f, StreamIdentity()], ch))  # x = xt + x
-    elif isinstance(block, ResBlock2):
-        for c in block.convs:
-            f = StreamSequential([StreamPointwise("leaky_relu", LRELU_SLOPE), StreamConv1d.from_conv(c)])
-            layers.append(StreamSum([f, StreamIdentity()], ch))
-    else:
-        raise ValueError(f"expected a HiFi-GAN ResBlock1/ResBlock2, got {type(block).__name__}")
-    return StreamSequential(layers)
-
-
-def _amp_block(block: nn.Module) -> StreamLayer:
-    from ..nn.blocks import AMPBlock1, AMPBlock2
-
-    layers: List[StreamLayer] = []
-    if isinstance(block, AMPBlock1):
-        ch = block.convs1[0].in_channels
-        acts1, acts2 = block.activations[::2], block.activations[1::2]
-        for c1, c2, a1, a2 in zip(block.convs1, block.convs2, acts1, acts2):
-            f = StreamSequential([StreamActivation1d(a1), StreamConv1d.from_conv(c1),
-                                  StreamActivation1d(a2), StreamConv1d.from_conv(c2)])
-            layers.append(StreamSum([f, StreamIdentity()], ch))
-    elif isinstance(block, AMPBlock2):
-        ch = block.convs[0].in_channels
-        for c, a in zip(block.convs, block.activations):
-            f = StreamSequential([StreamActivation1d(a), StreamConv1d.from_conv(c)])
-            layers.append(StreamSum([f, StreamIdentity()], ch))
-    else:
-        raise ValueError(f"expected a BigVGAN AMPBlock1/AMPBlock2, got {type(block).__name__}")
-    return StreamSequential(layers)
-
-
-def _hifigan(gen: nn.Module) -> StreamSequential:
-    from ..nn.blocks import LRELU_SLOPE
-
-    layers: List[StreamLayer] = _input_norm(gen) + [StreamConv1d.from_conv(gen.conv_pre)]
-    nk = gen.num_kernels
-    for i, up in enumerate(gen.ups):
-        layers.append(StreamPointwise("leaky_relu", LRELU_SLOPE))
-        layers.append(StreamConvTranspose1d.from_conv(up))
-        blocks = [_hifigan_block(gen.resblocks[i * nk + j]) for j in range(nk)]
-        layers.append(StreamSum(blocks, up.out_channels, divisor=nk))
-    layers += [StreamPointwise("leaky_relu", 0.01), StreamConv1d.from_conv(gen.conv_post), StreamPointwise("tanh")]
-    return StreamSequential(layers)
-
-
-def _bigvgan(gen: nn.Module) -> StreamSequential:
-    layers: List[StreamLayer] = _input_norm(gen) + [StreamConv1d.from_conv(gen.conv_pre)]
-    nk = gen.num_kernels
-    for i, stage in enumerate(gen.ups):
-        out_ch = 0
-        for up in stage:
-            layers.append(StreamConvTranspose1d.from_conv(up))
-            out_ch = up.out_channels
-        blocks = [_amp_block(gen.resblocks[i * nk + j]) for j in range(nk)]
-        layers.append(StreamSum(blocks, out_ch, divisor=nk))
-    layers += [StreamActivation1d(gen.activation_post), StreamConv1d.from_conv(gen.conv_post),
-               StreamPointwise("tanh" if gen.use_tanh_at_final else "clamp")]
-    return StreamSequential(layers)
-
-
-def _sequence(modules) -> List[StreamLayer]:
-    """An ``nn.Sequential`` of pads, convs, transposed convs, leaky ReLUs, tanh and MelGAN residual layers."""
-    from ..nn.blocks import MelGANResBlock
-
-    out: List[StreamLayer] = []
-    pad: Optional[Tuple[int, int, str]] = None
-    for m in modules:
-        if pad is not None and not isinstance(m, nn.Conv1d):
-            raise ValueError(f"a padding layer must be followed by a Conv1d to stream, got {type(m).__name__}")
-        if isinstance(m, (nn.ReflectionPad1d, nn.ReplicationPad1d, nn.ZeroPad1d, nn.ConstantPad1d)):
-            if isinstance(m, nn.ConstantPad1d) and float(m.value) != 0.0:
-                raise ValueError(f"only zero constant padding streams, got value {m.value}")
-            mode = "reflect" if isinstance(m, nn.ReflectionPad1d) else (
-                "replicate" if isinstance(m, nn.ReplicationPad1d) else "zeros")
-            pad = (int(m.padding[0]), int(m.padding[1]), mode)
-        elif isinstance(m, nn.Conv1d):
-            if pad is not None:
-                if int(m.padding[0]) != 0:
-                    raise ValueError("a Conv1d after a padding layer must have padding 0 to stream")
-                out.append(StreamConv1d.from_conv(m, pad[0], pad[1], pad[2]))
-                pad = None
-            else:
-                out.append(StreamConv1d.from_conv(m))
-        elif isinstance(m, nn.ConvTranspose1d):
-            out.append(StreamConvTranspose1d.from_conv(m))
-        elif isinstance(m, nn.LeakyReLU):
-            out.append(StreamPointwise("leaky_relu", m.negative_slope))
-        elif isinstance(m, nn.Tanh):
-            out.append(StreamPointwise("tanh"))
-        elif isinstance(m, nn.Sequential):
-            out.extend(_sequence(m))
-        elif isinstance(m, MelGANResBlock):
-            ch = m.shortcut.out_channels
-            out.append(StreamSum([StreamSequential(_sequence([m.shortcut])), StreamSequential(_sequence(m.block))],
-                                 ch))  # shortcut(x) + block(x)
-        else:
-            raise ValueError(f"no streaming version of {type(m).__name__}")
-    if pad is not None:
-        raise ValueError("a trailing padding layer cannot stream")
-    return out
-
-
-def _melgan(gen: nn.Module) -> StreamSequential:
-    return StreamSequential(_input_norm(gen) + _sequence(gen.model))
-
-
-def _input_norm(gen: nn.Module) -> List[StreamLayer]:
-    """The generator's input normalisation (ParallelWaveGAN weights), if it has one, as a stateless layer."""
-    norm = getattr(gen, "input_norm", None)
-    return [] if norm is None else [StreamStandardize(norm)]
-
-
-def _vocos(gen: nn.Module) -> StreamSequential:
-    """Vocos: ConvNeXt backbone at frame rate (the 7-tap embed and depthwise convs keep 3 frames of context
-    each, a block's residual waits in a :class:`StreamSum` queue), the frame-wise head projection, and the
-    inverse STFT's overlap-add. With the pinv prior, the prior's frames wait in a :class:`StreamConcat` queue
-    until the backbone's prediction for them is out."""
-    from ..generators.vocos import MAX_AMPLITUDE, PRIOR_FLOOR
-
-    bb, head, cfg = gen.backbone, gen.head, gen.config
-    layers: List[StreamLayer] = [StreamConv1d.from_conv(bb.embed), StreamChannelNorm(bb.norm)]
-    dim = bb.embed.out_channels
-    for block in bb.convnext:
-        f = StreamSequential([StreamConv1d.from_conv(block.dwconv), StreamConvNeXtPointwise(block)])
-        layers.append(StreamSum([f, StreamIdentity()], dim))  # x + pointwise(dwconv(x))
-    layers += [StreamChannelNorm(bb.final_layer_norm), StreamFourierHead(head)]
-    net = StreamSequential(layers)
-    istft = head.istft
-    out = StreamISTFT(istft.window, istft.n_fft, istft.hop_length, istft.padding, MAX_AMPLITUDE,
-                      with_prior=gen.prior_basis is not None)
-    if gen.prior_basis is None:
-        return StreamSequential([net, out])
-    prior = StreamMelPrior(gen.prior_basis, PRIOR_FLOOR)
-    _check_prior(gen, prior)
-    n_bins, n_head = head.n_bins, 2 * head.n_bins
-    if cfg.prior_input:  # the backbone reads the prior: [prior, head(backbone(prior))]
-        return StreamSequential([prior, StreamConcat([StreamIdentity(), net], [n_bins, n_head]), out])
-    return StreamSequential([StreamConcat([prior, net], [n_bins, n_head]), out])  # [prior(mel), head(backbone(mel))]
-
-
-def _check_prior(gen: nn.Module, prior: StreamMelPrior) -> None:
-    """The streaming prior repeats ``prior_log_amplitude``'s arithmetic: refuse to build if they disagree."""
-    basis = prior.basis
-    probe = torch.linspace(-6.0, 2.0, 3 * gen.n_mels, dtype=basis.dtype, device=basis.device).view(1, gen.n_mels, 3)
-    with torch.no_grad():
-        want = gen.prior_log_amplitude(probe)
-        got = prior(probe, [], False)
-    if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-5, atol=1e-5):
-        raise RuntimeError("the streaming amplitude prior differs from VocosGenerator.prior_log_amplitude; "
-                           "update vocoder.streaming.layers.StreamMelPrior")
-
-
-_BUILDERS = {"HiFiGANGenerator": _hifigan, "BigVGANGenerator": _bigvgan, "MelGANGenerator": _melgan,
-             "VocosGenerator": _vocos}
 
 
 def fuse_activations(layer: StreamLayer) -> int:
@@ -295,11 +130,7 @@ def build_streaming_generator(generator: nn.Module, fuse: bool = True) -> Stream
 
     ``fuse=False`` keeps every leaky ReLU a layer of its own (see :func:`fuse_activations`; same output).
     """
-    name = type(generator).__name__
-    builder = _BUILDERS.get(name)
-    if builder is None:
-        raise ValueError(f"no streaming builder for {name}; expected one of {sorted(_BUILDERS)}")
-    body = builder(generator)
+    body = streaming_builder(generator)(generator)
     if fuse:
         fuse_activations(body)
     return StreamingGenerator(body, generator.n_mels, generator.hop_length, getattr(generator, "min_frames", 1))
@@ -397,28 +228,13 @@ class StreamingVocoder:
         return torch.zeros(0)
 
     def _check(self, mel) -> torch.Tensor:
-        if not torch.is_tensor(mel):
-            try:
-                import numpy as np
-
-                if isinstance(mel, np.ndarray):
-                    mel = torch.from_numpy(np.ascontiguousarray(mel))
-            except ImportError:  # pragma: no cover
-                pass
-        if not torch.is_tensor(mel) or not mel.is_floating_point():
-            raise ValueError(f"expected float mel frames [n_mels={self.n_mels}, t] or [B, {self.n_mels}, t], "
-                             f"got {type(mel).__name__} {getattr(mel, 'dtype', '')}")
-        if mel.dim() not in (2, 3) or mel.shape[-2] != self.n_mels:
-            raise ValueError(f"expected mel frames [n_mels={self.n_mels}, t] or [B, n_mels={self.n_mels}, t], "
-                             f"got shape {tuple(mel.shape)}")
+        mel = check_mel(mel, self.n_mels)
         batched = mel.dim() == 3
         batch = mel.shape[0] if batched else 1
         if self._batched is not None and (batched != self._batched or batch != self._batch):
             raise ValueError(f"expected chunks shaped like the first of this utterance "
                              f"({'[B=%d, n_mels, t]' % self._batch if self._batched else '[n_mels, t]'}), "
                              f"got {tuple(mel.shape)}; call reset() to start another utterance")
-        if not torch.isfinite(mel).all():
-            raise ValueError("mel frames contain NaN or inf values")
         return mel if batched else mel.unsqueeze(0)
 
     def _out(self, y: torch.Tensor) -> torch.Tensor:

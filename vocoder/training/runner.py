@@ -145,10 +145,10 @@ def load_discriminator_init(module, path: "os.PathLike | str") -> None:
     by :func:`vocoder.training.callbacks.discriminator_checkpoint`. The recipe's ``discriminators`` must describe
     the same networks; every key and shape must fit, else ``ValueError`` naming the difference.
     """
-    from ..checkpoints import _torch_load
+    from ..checkpoints import torch_load
 
     source = f"--init-discriminator {path}"
-    ckpt = _torch_load(path)  # missing, unreadable or unsafe files -> ValueError
+    ckpt = torch_load(path)  # missing, unreadable or unsafe files -> ValueError
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise ValueError(f"{source}: expected a training checkpoint with a state_dict")
     prefix = "discriminator."

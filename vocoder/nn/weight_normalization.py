@@ -12,15 +12,51 @@ are ``parametrizations.weight.original0/1``, not the official ``weight_g/weight_
 Every layer this module touches also accepts, in ``load_state_dict``, any of the three spellings of its weight:
 ``weight_g``/``weight_v``, ``parametrizations.weight.original0``/``original1`` (newer checkpoints), or a folded
 ``weight`` -- converted to whatever the layer currently holds (normed or folded).
+
+All of the package's weight-norm handling lives here: applying and removing it, the weight a layer applies
+now (:func:`effective_weight`), folding every flavour in a model (:func:`fold_weight_norm`), and reading the
+three spellings of a state-dict key (:func:`weight_key_kind`, :func:`norm_dim`), which the checkpoint readers use.
 """
 from __future__ import annotations
 
+from typing import Tuple
+
 import torch
 import torch.nn as nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.weight_norm import WeightNorm
 
-__all__ = ["weight_norm", "remove_weight_norm", "has_weight_norm", "effective_weight"]
+__all__ = ["weight_norm", "remove_weight_norm", "has_weight_norm", "effective_weight", "fold_weight_norm",
+           "detach_weight", "weight_key_kind", "norm_dim", "WEIGHT_G_NAMES", "WEIGHT_V_NAMES"]
 
-_PARAM_KEYS = ("parametrizations.weight.original0", "parametrizations.weight.original1")
+# The spellings of the two halves of one weight-normed weight; with a folded ``weight`` that makes three spellings.
+WEIGHT_G_NAMES = ("weight_g", "parametrizations.weight.original0")
+WEIGHT_V_NAMES = ("weight_v", "parametrizations.weight.original1")
+_PARAM_KEYS = (WEIGHT_G_NAMES[1], WEIGHT_V_NAMES[1])
+
+
+def weight_key_kind(key: str) -> Tuple[str, str]:
+    """``"a.b.weight_v" -> ("a.b.weight", "v")``: the logical key and the kind, ``"g"``, ``"v"``, ``"w"`` (a plain
+    weight) or ``"other"``, whichever of the three spellings ``key`` uses."""
+    for suffix in WEIGHT_G_NAMES:
+        if key.endswith("." + suffix) or key == suffix:
+            return key[: len(key) - len(suffix)] + "weight", "g"
+    for suffix in WEIGHT_V_NAMES:
+        if key.endswith("." + suffix) or key == suffix:
+            return key[: len(key) - len(suffix)] + "weight", "v"
+    if key.endswith(".weight") or key == "weight":
+        return key, "w"
+    return key, "other"
+
+
+def norm_dim(g_shape, v_shape) -> int:
+    """The ``dim`` weight norm was applied with, read from the shapes of ``g`` and ``v`` (-1: over everything)."""
+    if len(g_shape) == 0:
+        return -1
+    for d, (a, b) in enumerate(zip(g_shape, v_shape)):
+        if a != 1 and a == b:
+            return d
+    return 0
 
 
 class _WeightNormHook:
@@ -36,8 +72,9 @@ class _WeightNormHook:
         module.__dict__["weight"] = self.compute(module)
 
 
-def _detach_weight(module: nn.Module, inputs, output) -> None:
-    # Drop the autograd history from the attribute once the forward has used it, so deepcopy / pickling work.
+def detach_weight(module: nn.Module, inputs, output) -> None:
+    """Forward hook: drop the autograd history of a ``weight`` attribute that a pre-hook recomputes (weight norm,
+    ``torch.nn.utils.spectral_norm``) once the forward has used it, so ``copy.deepcopy`` and pickling work."""
     w = module.__dict__.get("weight")
     if isinstance(w, torch.Tensor) and w.grad_fn is not None:
         module.__dict__["weight"] = w.detach()
@@ -90,7 +127,7 @@ def weight_norm(module: nn.Module, dim: int = 0) -> nn.Module:
     hook = _WeightNormHook(dim)
     module.__dict__["weight"] = hook.compute(module).detach()
     module.register_forward_pre_hook(hook)
-    module.register_forward_hook(_detach_weight)
+    module.register_forward_hook(detach_weight)
     if not getattr(module, "_vocoder_wn_load_hook", False):
         module.register_load_state_dict_pre_hook(_LoadHook(dim))
         module._vocoder_wn_load_hook = True
@@ -105,7 +142,7 @@ def remove_weight_norm(module: nn.Module) -> nn.Module:
     weight = hook.compute(module).detach()
     del module._forward_pre_hooks[hid]
     for pid, post in list(module._forward_hooks.items()):
-        if post is _detach_weight:
+        if post is detach_weight:
             del module._forward_hooks[pid]
     del module._parameters["weight_g"]
     del module._parameters["weight_v"]
@@ -115,10 +152,32 @@ def remove_weight_norm(module: nn.Module) -> nn.Module:
 
 
 def effective_weight(module: nn.Module) -> torch.Tensor:
-    """The weight the next forward will use (``g * v / ||v||`` when normed, else ``module.weight``).
+    """The weight the next forward will use: ``g * v / ||v||`` when normed (our hook, ``torch.nn.utils.weight_norm``
+    or parametrizations), else ``module.weight``.
 
     Read this instead of ``module.weight`` outside a forward: the attribute of a weight-normed layer is only
     refreshed by a forward, so it can be stale after ``load_state_dict``, an optimiser step or ``.to()``.
     """
-    _, hook = _find_hook(module)
-    return hook.compute(module) if hook is not None else module.weight
+    params = module._parameters
+    if params.get("weight_g") is not None and params.get("weight_v") is not None:
+        dim = 0
+        for hook in module._forward_pre_hooks.values():
+            if isinstance(hook, (_WeightNormHook, WeightNorm)):
+                dim = hook.dim
+        return torch._weight_norm(params["weight_v"], params["weight_g"], dim)
+    return module.weight
+
+
+def fold_weight_norm(module: nn.Module) -> nn.Module:
+    """Fold weight norm (ours, ``torch.nn.utils.weight_norm`` or parametrizations) into plain weights, in place.
+
+    Idempotent: layers without weight norm are left alone. Returns ``module``.
+    """
+    for m in module.modules():
+        if has_weight_norm(m):
+            remove_weight_norm(m)
+        elif any(isinstance(h, WeightNorm) for h in m._forward_pre_hooks.values()):
+            torch.nn.utils.remove_weight_norm(m)
+        elif parametrize.is_parametrized(m, "weight"):
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
+    return module

@@ -1,0 +1,131 @@
+"""Exporters: write a model back in the official layouts (BigVGAN, HiFi-GAN, Vocos), refusing what the official
+code cannot compute with a ``ValueError`` saying why."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torchaudio
+import yaml
+
+from ..audio.mel import MelConfig
+from ..nn.weight_normalization import fold_weight_norm, weight_key_kind
+from ..utils import atomic_torch_save, atomic_write_bytes
+from .official import BIGVGAN_WEIGHTS, CONFIG_JSON, hifigan_mel_problems
+from .state import PathLike, registry_name, unwrap_generator
+from .vocos import VOCOS_CONFIG, VOCOS_WEIGHTS, vocos_hparams
+
+__all__ = ["export_bigvgan", "export_hifigan", "export_vocos"]
+
+
+def _official_json(generator: nn.Module, mel: MelConfig, extra: Mapping[str, Any]) -> dict:
+    cfg = dataclasses.asdict(generator.config)
+    out = {}
+    for key, value in cfg.items():
+        if key in ("n_mels", "in_channels"):
+            key = "num_mels"
+        out[key] = list(map(lambda x: list(x) if isinstance(x, tuple) else x, value)) if isinstance(value, tuple) else value
+    out.update({"num_mels": mel.n_mels, "sampling_rate": mel.sample_rate, "n_fft": mel.n_fft, "hop_size": mel.hop_length,
+                "win_size": mel.win_length, "fmin": mel.fmin, "fmax": mel.fmax})
+    out.update(extra)
+    return out
+
+
+def _folded_state(generator: nn.Module) -> Dict[str, torch.Tensor]:
+    g = fold_weight_norm(copy.deepcopy(generator).cpu().float())
+    return {k: v.detach().clone() for k, v in g.state_dict().items()}
+
+
+def _export_source(obj, mel_config: Optional[MelConfig], name: str, label: str,
+                   who: str) -> Tuple[nn.Module, MelConfig]:
+    """The generator (which must be registered as ``name``) and MelConfig an exporter ``who`` writes:
+    ``mel_config`` if given, else the one ``obj`` (a Vocoder) carries."""
+    generator, mel = unwrap_generator(obj)
+    mel = mel_config or mel
+    if registry_name(generator) != name:
+        raise ValueError(f"{who} needs a {label} generator, got {registry_name(generator)}")
+    if mel is None:
+        raise ValueError(f"{who} needs the MelConfig (pass mel_config= or a Vocoder)")
+    if getattr(getattr(generator, "config", None), "input_norm", None) is not None:
+        raise ValueError(f"{who}: this generator normalises its input ({generator.config.input_norm}, imported from "
+                         f"ParallelWaveGAN), which the official format cannot express; save it in our format")
+    return generator, mel
+
+
+def _check_hifigan_mel(mel: MelConfig, who: str) -> None:
+    problems = hifigan_mel_problems(mel)
+    if problems:
+        raise ValueError(f"{who}: the official code computes HiFi-GAN's mel, this model takes another: "
+                         f"{', '.join(problems)}; save it in our format")
+
+
+def export_bigvgan(obj, folder: PathLike, mel_config: Optional[MelConfig] = None) -> Path:
+    """Write ``config.json`` + ``bigvgan_generator.pt`` (folded weights, as the published v2 files) to ``folder``.
+
+    ``obj`` is a :class:`~vocoder.inference.Vocoder` or a BigVGAN generator (then ``mel_config`` is needed).
+    The result loads with the official ``BigVGAN.from_pretrained(folder)``.
+    """
+    generator, mel = _export_source(obj, mel_config, "bigvgan", "BigVGAN", "export_bigvgan")
+    _check_hifigan_mel(mel, "export_bigvgan")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    h = _official_json(generator, mel, {"use_cuda_kernel": False})
+    atomic_write_bytes(json.dumps(h, indent=4).encode(), folder / CONFIG_JSON)
+    atomic_torch_save({"generator": _folded_state(generator)}, folder / BIGVGAN_WEIGHTS)
+    return folder
+
+
+def export_hifigan(obj, folder: PathLike, mel_config: Optional[MelConfig] = None, name: str = "g_00000000") -> Path:
+    """Write a jik876/hifi-gan style ``config.json`` + generator file ``name`` (``{"generator": state_dict}``).
+
+    The weights are written with ``weight_g``/``weight_v`` (HiFi-GAN's ``Generator`` is built with weight norm and
+    its ``load_state_dict`` expects those keys); returns the generator file's path.
+    """
+    generator, mel = _export_source(obj, mel_config, "hifigan", "HiFi-GAN", "export_hifigan")
+    _check_hifigan_mel(mel, "export_hifigan")
+    folded = _folded_state(generator)
+    state = {}
+    for k, v in folded.items():
+        lk, kind = weight_key_kind(k)
+        if kind == "w" and v.dim() >= 2:  # conv weights get weight norm; HiFi-GAN has no other weights
+            g = torch.norm_except_dim(v, 2, 0)
+            state[lk[: -len("weight")] + "weight_g"] = g
+            state[lk[: -len("weight")] + "weight_v"] = v
+        else:
+            state[k] = v
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    h = _official_json(generator, mel, {})
+    atomic_write_bytes(json.dumps(h, indent=4).encode(), folder / CONFIG_JSON)
+    atomic_torch_save({"generator": state}, folder / name)
+    return folder / name
+
+
+def export_vocos(obj, folder: PathLike, mel_config: Optional[MelConfig] = None) -> Path:
+    """Write ``config.yaml`` + ``pytorch_model.bin`` in the layout of the published Vocos models to ``folder``.
+
+    ``obj`` is a :class:`~vocoder.inference.Vocoder` or a ``vocos`` generator (then ``mel_config`` is needed). The
+    result loads with ``vocos.Vocos.from_hparams(folder / "config.yaml")`` + a strict ``load_state_dict`` of
+    ``pytorch_model.bin``: the file also holds the buffers of its feature extractor (Hann window, mel filters), built
+    by the torchaudio ``MelSpectrogram`` that ``MelSpectrogramFeatures`` wraps. Models the official code cannot
+    represent are a ValueError (see :func:`vocos_hparams`). Returns ``folder``.
+    """
+    generator, mel = _export_source(obj, mel_config, "vocos", "Vocos", "export_vocos")
+    h = vocos_hparams(generator, mel)
+    fe = h["feature_extractor"]["init_args"]
+    # what MelSpectrogramFeatures.__init__ builds, so the keys and values are the ones from_hparams makes
+    mel_spec = torchaudio.transforms.MelSpectrogram(sample_rate=fe["sample_rate"], n_fft=fe["n_fft"],
+                                                    hop_length=fe["hop_length"], n_mels=fe["n_mels"],
+                                                    center=fe["padding"] == "center", power=1)
+    state = {f"feature_extractor.mel_spec.{k}": v.detach().clone() for k, v in mel_spec.state_dict().items()}
+    state.update(_folded_state(generator))
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(yaml.safe_dump(h, sort_keys=False).encode(), folder / VOCOS_CONFIG)
+    atomic_torch_save(state, folder / VOCOS_WEIGHTS)
+    return folder

@@ -7,16 +7,21 @@ installed system-wide):
 - ``fillets-ng-data-cs`` / ``fillets-ng-data-nl``: Czech / Dutch game dialogue (GPL-2), 22.05 kHz Vorbis.
 - ``klettres-data``: letters and syllables, one speaker per language (GPL-2+), mostly 44.1 kHz.
 - ``ktuberling-data``: single words, one speaker per language (GPL-2+), 44.1 / 22.05 / 8 kHz.
+- ``hedgewars-data``: voice packs of short character exclamations, one speaker per pack (``Data/Sounds``:
+  GFDL-1.3), 44.1 kHz Vorbis at ~150 kb/s: the one wideband source. The ``Robot`` pack (an electronically
+  processed voice) is left out.
 
 Every clip becomes a mono 16-bit PCM wav at ``--sample-rate`` (sox, very-high-quality resampler).
 Sources whose rate is below the target are skipped (never upsample: an upsampled clip has an empty top
 band that a vocoder would learn to reproduce). Byte-identical sources (the Serbian ktuberling variants,
 the fillets cabin1/cabin2 copies) are kept once, so no clip sits in two splits. Clips shorter than
 ``--min-seconds`` and digitally silent clips are dropped, and so is the fillets ``misc`` group (files
-without a speaker code: sound effects, shouts and mixed voices).
+without a speaker code: sound effects, shouts and mixed voices), and so is the hedgewars ``Robot`` pack.
 
 The split is by speaker for the test set (whole voices are held out: see ``TEST_SPEAKERS``) and by file
-for validation (a few clips of training speakers), never by segment.
+for validation (a few clips of training speakers), never by segment. The four original packages share one
+validation draw (``--val-clips``); a package added later draws its own fixed number of files from its own
+generator (``Package.val_clips``), so adding a source leaves every other file in its split.
 
 Output (under ``--out``)::
 
@@ -61,24 +66,42 @@ class Package:
     name: str
     licence: str
     globs: tuple  # patterns relative to the unpacked root
+    # None: part of the shared ``--val-clips`` draw (the four original packages, whose splits must not
+    # move); a number: this many validation files drawn on their own (see ``split``).
+    val_clips: int | None = None
+    left_out: str = ""  # why ``describe`` returns None for some of its files (counted under this name)
 
+
+FILLETS_MISC = "fillets misc (no speaker code)"
+HEDGEWARS_VOICES = "usr/share/games/hedgewars/Data/Sounds/voices"
+# Voice packs that are not a recording of a human voice. Robot: a monotone (F0 s.d. 2.5 semitones, median
+# 232 Hz, against 3.9-7.4 semitones and 260-425 Hz for the others) with decorrelated stereo channels (L/R
+# correlation 0.69; the other packs are mono or near-identical channels) and synthetic glides. Singer was
+# checked and kept: sung notes with natural vibrato and glides, no pitch quantisation.
+HEDGEWARS_PROCESSED = ("Robot",)
 
 PACKAGES = (
-    Package("fillets-ng-data-cs", "GPL-2", ("usr/share/games/fillets-ng/sound/**/cs/*.ogg",)),
-    Package("fillets-ng-data-nl", "GPL-2", ("usr/share/games/fillets-ng/sound/**/nl/*.ogg",)),
+    Package("fillets-ng-data-cs", "GPL-2", ("usr/share/games/fillets-ng/sound/**/cs/*.ogg",), left_out=FILLETS_MISC),
+    Package("fillets-ng-data-nl", "GPL-2", ("usr/share/games/fillets-ng/sound/**/nl/*.ogg",), left_out=FILLETS_MISC),
     Package("klettres-data", "GPL-2+", ("usr/share/klettres/*/alpha/*.ogg", "usr/share/klettres/*/syllab/*.ogg")),
     # ktuberling also ships Opus files (nn); sox cannot decode Opus, so they are left out.
     Package("ktuberling-data", "GPL-2+", ("usr/share/ktuberling/sounds/*/*.ogg", "usr/share/ktuberling/sounds/*/*.wav")),
+    # Listed last: the duplicate check keeps the first copy, so the files of the sources above stay put.
+    Package("hedgewars-data", "GFDL-1.3", (f"{HEDGEWARS_VOICES}/*/*.ogg",), val_clips=10,
+            left_out="hedgewars processed voice (" + ", ".join(HEDGEWARS_PROCESSED) + ")"),
 )
 
 # Whole voices kept out of training. Chosen so the held-out set has one minor fillets voice (clean
 # dialogue, several levels) and three KDE languages; a language is held out in both KDE packages at once
-# because the same volunteer may have recorded both.
+# because the same volunteer may have recorded both. Hedgewars: two English packs that share no file with
+# any other pack (Classic/Default/Default_uk, Default_pl/Russian_pl and Default/HillBilly share recordings,
+# so these stay together in training): Mobster (a low voice, no clipping) and British.
 TEST_SPEAKERS = (
     "fillets_cs_x",
     "klettres_nl", "ktuberling_nl",
     "klettres_he", "ktuberling_he",
     "klettres_el", "ktuberling_el",
+    "hedgewars_mobster", "hedgewars_british",
 )
 
 SILENCE_PEAK = 1e-3  # a clip whose peak stays under -60 dBFS carries no speech worth learning
@@ -116,7 +139,20 @@ def describe(pkg: Package, root: Path, src: Path) -> tuple[str, str, str] | None
     if pkg.name == "ktuberling-data":  # sounds/<lang>/<word>.ogg; sr@latin etc. are variants of sr
         lang = parts[-2].split("@")[0]
         return lang, f"ktuberling_{lang}", stem
+    if pkg.name == "hedgewars-data":  # voices/<Pack>/<Line>.ogg, one speaker per pack
+        pack = parts[-2]
+        if pack in HEDGEWARS_PROCESSED:
+            return None
+        return hedgewars_language(pack), f"hedgewars_{pack.lower()}", stem
     raise ValueError(f"unknown package {pkg.name}")
+
+
+def hedgewars_language(pack: str) -> str:
+    """Language of a voice pack from its name: the translated packs end in a Hedgewars locale code
+    (Default_es, Default_pl, Default_ru, Default_uk = Ukrainian, Russian_pl); the others are English
+    character voices (taken from the names, not checked by ear)."""
+    base, _, suffix = pack.rpartition("_")
+    return suffix if base and suffix.islower() and len(suffix) == 2 else "en"
 
 
 def fetch(packages, deb_dir: Path) -> dict:
@@ -159,7 +195,7 @@ def collect(packages, debs: dict, work: Path) -> tuple[list, collections.Counter
         for src in files:
             info = describe(pkg, root, src)
             if info is None:
-                dropped["fillets misc (no speaker code)"] += 1
+                dropped[pkg.left_out or f"{pkg.name}: left out"] += 1
                 continue
             digest = md5(src)
             if digest in seen:
@@ -210,20 +246,32 @@ def convert(clip: Clip, out: Path, rate: int, force: bool) -> str:
 
 def split(clips: list, test_speakers, val_clips: int, seed: int) -> None:
     """Test: whole held-out speakers. Validation: ``val_clips`` files of training speakers (>= 1 s),
-    spread over the sources so each kind of speech is watched."""
+    spread over the sources so each kind of speech is watched.
+
+    Only packages without their own ``Package.val_clips`` share the ``val_clips`` draw (one generator
+    seeded with ``seed``, packages in name order), exactly as when they were the only sources. A package
+    with its own count draws that many from a generator seeded with ``seed`` and its name, so neither
+    draw depends on which other sources are present."""
     for c in clips:
         c.split = "test" if c.speaker in test_speakers else "train"
-    rng = random.Random(seed)
-    by_pkg = collections.defaultdict(list)
+    by_pkg, own = collections.defaultdict(list), {}
     for c in clips:
         if c.split == "train" and c.seconds >= 1.0:
             by_pkg[c.package.name].append(c)
-    pkgs = sorted(by_pkg)
-    for i, name in enumerate(pkgs):
-        quota = val_clips // len(pkgs) + (1 if i < val_clips % len(pkgs) else 0)
+            if c.package.val_clips is not None:
+                own[c.package.name] = c.package.val_clips
+
+    def draw(rng, name, quota):
         pool = sorted(by_pkg[name], key=lambda c: str(c.dest))
         for c in rng.sample(pool, min(quota, len(pool))):
             c.split = "val"
+
+    rng = random.Random(seed)
+    pkgs = sorted(name for name in by_pkg if name not in own)
+    for i, name in enumerate(pkgs):
+        draw(rng, name, val_clips // len(pkgs) + (1 if i < val_clips % len(pkgs) else 0))
+    for name in sorted(own):
+        draw(random.Random(f"{seed}:{name}"), name, own[name])
 
 
 def write_outputs(clips: list, out: Path, rate: int) -> None:
@@ -262,7 +310,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sample-rate", type=int, default=22050, help="target rate; lower-rate sources are skipped")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="parallel sox processes")
     ap.add_argument("--min-seconds", type=float, default=0.5, help="drop clips shorter than this")
-    ap.add_argument("--val-clips", type=int, default=40, help="validation files taken from training speakers")
+    ap.add_argument("--val-clips", type=int, default=40,
+                    help="validation files taken from training speakers of the four original packages "
+                         "(hedgewars-data adds its own 10)")
     ap.add_argument("--seed", type=int, default=1234, help="seed of the validation draw")
     ap.add_argument("--test-speakers", default=",".join(TEST_SPEAKERS),
                     help="comma-separated speaker ids held out for test (default: %(default)s)")

@@ -412,12 +412,16 @@ def create_app(voc, config: Optional[ServeConfig] = None) -> FastAPI:
                 log.exception("stream failed")
                 await close(CLOSE_CODES["internal"], f"stream failed: {type(e).__name__}: {e}")
         finally:
-            # Forget the utterance on the worker (after any step still queued for it), then free the slot.
-            try:
-                await state.worker.submit(sv.reset, priority=STREAM_PRIORITY)
-                state.pool.release(sv)
-            except Exception:
-                state.pool.release(sv, reusable=False)
+            if outcome == "completed" and frames_in == 0:
+                state.pool.release(sv)  # ended after a flush (which resets the decoder): free the slot at once
+            else:
+                # Forget the utterance on the worker (after any step still queued for it), then free the slot.
+                try:
+                    await state.worker.submit(sv.reset, priority=STREAM_PRIORITY)
+                    state.pool.release(sv)
+                except BaseException:
+                    state.pool.release(sv, reusable=False)
+                    raise
             metrics.streams.labels(outcome).inc()
             error = outcome not in ("completed",)
             metrics.record("/v1/stream", code, time.perf_counter() - t0, error=error)

@@ -11,6 +11,7 @@ setup:
 # Peers we compare against in tests: the official BigVGAN and Vocos model code (no weights) and ParallelWaveGAN's losses.
 setup-test: setup
 	$(PIP) install -q -e '.[test,eval,serve]'
+	$(PIP) install -q import-linter
 	$(PIP) install -q --no-deps bigvgan
 	$(PIP) install -q --no-deps vocos encodec einops
 	$(PIP) install -q matplotlib huggingface_hub

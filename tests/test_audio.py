@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from vocoder.audio import MelConfig, load_audio, mel_spectrogram, save_audio
+from vocoder.audio import MelConfig, check_mel, load_audio, mel_spectrogram, save_audio
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
@@ -138,3 +138,22 @@ def test_save_audio_roundtrip(tmp_path, speech):
     save_audio(tmp_path / "sub" / "o.wav", wav, 22050)
     back = load_audio(tmp_path / "sub" / "o.wav")
     assert (back - wav).abs().max() < 1e-4
+
+
+def test_check_mel_is_the_one_mel_input_contract():
+    mel = torch.randn(80, 7)
+    assert check_mel(mel, 80) is mel
+    assert check_mel(mel[None], 80, layout="batch").shape == (1, 80, 7)
+    assert check_mel(mel[None], 80, layout="single").shape == (80, 7)
+    assert check_mel(mel.numpy(), 80).shape == (80, 7)  # numpy in, tensor out
+    bad = [(torch.randn(7, 80), "looks transposed"), (torch.randn(80, 0), "at least one mel frame"),
+           (torch.zeros(80, 7, dtype=torch.int64), "float mel"), (torch.randn(80), r"\[n_mels=80, T\]"),
+           (torch.full((80, 3), float("nan")), "NaN"), ([1.0, 2.0], "torch.Tensor or numpy"),
+           (torch.randn(2, 80, 3), r"\[1, 80, T\]"), (torch.randn(0, 80, 3), "non-empty batch")]
+    for i, (x, msg) in enumerate(bad):
+        layout = "single" if i == 6 else "any"
+        with pytest.raises(ValueError, match=msg):
+            check_mel(x, 80, layout=layout)
+    with pytest.raises(ValueError, match=r"\[B, 80, T\]"):
+        check_mel(mel, 80, layout="batch")
+    assert check_mel(torch.full((1, 80, 3), float("inf")), 80, finite=False).shape == (1, 80, 3)

@@ -292,3 +292,14 @@ def test_generators_deepcopy_after_training_step():
     assert torch.equal(twin(mel), gen(mel))
     with torch.no_grad():
         assert math.isfinite(float(twin(mel).sum()))
+
+
+def test_every_family_registers_its_streaming_builder():
+    from vocoder.generators.registry import generator_names, get_spec, streaming_builder
+
+    assert set(generator_names()) == {"hifigan", "melgan", "bigvgan", "vocos"}
+    for name in generator_names():
+        assert get_spec(name).streaming is not None, name
+    assert streaming_builder(build_generator("hifigan_v2")) is get_spec("hifigan").streaming
+    with pytest.raises(ValueError, match="no streaming builder for Linear"):
+        streaming_builder(torch.nn.Linear(2, 2))

@@ -100,7 +100,7 @@ def test_consistency_penalises_a_spectrum_no_signal_has():
 
 
 def test_fourier_losses_need_a_fourier_generator():
-    from vocoder.training.module import GANVocoder
+    from vocoder.training.lightning_module import GANVocoder
     from vocoder.training.recipes import resolve_recipe
 
     recipe = resolve_recipe({"generator": {"preset": "hifigan_v2"}, "discriminators": [{"name": "mpd"}],

@@ -44,6 +44,7 @@ def run(args) -> int:
     if missing:
         raise ValueError(f"vocoder eval needs {', '.join(missing)}: pip install 'vocoder[eval]' "
                          f"(pip install -e '.[eval]' in a checkout)")
+    # deferred: optional extras, checked above; and start-up time of the CLI
     from ..evaluation.report import evaluate, format_table, list_clips, write_json
     from ..inference import Vocoder
 

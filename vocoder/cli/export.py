@@ -22,6 +22,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    # deferred: start-up time of the CLI (model code, Lightning, matplotlib load only when run)
     from ..training.callbacks import export_inference_checkpoint
 
     out = export_inference_checkpoint(args.checkpoint, args.output, fold_weight_norm=not args.keep_weight_norm)

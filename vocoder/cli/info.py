@@ -32,6 +32,7 @@ def format_summary(d: dict) -> str:
 
 
 def run(args) -> int:
+    # deferred: start-up time of the CLI (model code, Lightning, matplotlib load only when run)
     from ..inference import Vocoder
 
     vocoder = Vocoder.from_pretrained(args.model, config=args.config)

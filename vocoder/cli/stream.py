@@ -91,6 +91,7 @@ def _stdin_chunks(stream, n_mels: int, chunk: int):
 
 
 def run(args) -> int:
+    # deferred: start-up time of the CLI (model code, Lightning, matplotlib load only when run)
     from ..inference import Vocoder
 
     if args.chunk_frames < 1:

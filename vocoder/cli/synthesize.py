@@ -15,6 +15,7 @@ from typing import List
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ..audio.io import AUDIO_EXTENSIONS, load_audio, save_audio
 from ..audio.mel import check_mel
@@ -88,6 +89,7 @@ def load_mel(job: Job, vocoder) -> torch.Tensor:
 
 def plot_spectrograms(path: Path, mel_in: torch.Tensor, mel_out: torch.Tensor, title: str) -> None:
     """Two log-mels ``[n_mels, T]`` (input above, resynthesised below) as one PNG."""
+    # deferred: start-up time of the CLI (model code, Lightning, matplotlib load only when run)
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -108,6 +110,7 @@ def plot_spectrograms(path: Path, mel_in: torch.Tensor, mel_out: torch.Tensor, t
 
 
 def run(args) -> int:
+    # deferred: start-up time of the CLI (model code, Lightning, matplotlib load only when run)
     from ..inference import Vocoder
 
     if args.batch_size < 1:
@@ -116,8 +119,6 @@ def run(args) -> int:
     vocoder = Vocoder.from_pretrained(args.model, device=args.device, config=args.config)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    from tqdm import tqdm
 
     bar = tqdm(total=len(jobs), unit="file", disable=not from_folder, desc="synthesize")
     for start in range(0, len(jobs), args.batch_size):

@@ -54,6 +54,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    # deferred: start-up time of the CLI (model code, Lightning, matplotlib load only when run)
     from ..training.recipes import load_recipe
     from ..training.runner import train
 

@@ -38,7 +38,7 @@ from ..audio.io import resample
 from ..audio.mel import MelConfig, mel_spectrogram
 
 __all__ = [
-    "align", "pesq_wb", "stoi", "multi_resolution_stft", "mel_l1", "mel_cepstral_distortion",
+    "align", "as_1d", "pesq_wb", "stoi", "multi_resolution_stft", "mel_l1", "mel_cepstral_distortion",
     "crepe_periodicity", "periodicity_metrics", "evaluate_pair", "METRICS", "HIGHER_IS_BETTER",
     "PESQ_RATE", "CREPE_RATE", "UNVOICED_THRESHOLD", "SILENCE_DB", "MCD_COEFFS",
 ]
@@ -59,7 +59,7 @@ HIGHER_IS_BETTER = {"pesq": True, "stoi": True, "mstft": False, "mel_l1": False,
                     "periodicity": False, "periodicity_all": False, "vuv_f1": True}
 
 
-def _as_1d(x, name: str) -> torch.Tensor:
+def as_1d(x, name: str) -> torch.Tensor:
     if isinstance(x, np.ndarray):
         x = torch.from_numpy(x)
     if not torch.is_tensor(x):
@@ -78,7 +78,7 @@ def _as_1d(x, name: str) -> torch.Tensor:
 
 def align(ref, hyp) -> Tuple[torch.Tensor, torch.Tensor]:
     """Both as float32 CPU ``[T]``, trimmed to the shorter length."""
-    ref, hyp = _as_1d(ref, "reference"), _as_1d(hyp, "resynthesis")
+    ref, hyp = as_1d(ref, "reference"), as_1d(hyp, "resynthesis")
     n = min(ref.numel(), hyp.numel())
     return ref[:n], hyp[:n]
 
@@ -173,7 +173,7 @@ def _crepe_16k(x16: torch.Tensor, model: str) -> Tuple[torch.Tensor, torch.Tenso
 
 def crepe_periodicity(wav, sample_rate: int, model: str = "tiny") -> Tuple[torch.Tensor, torch.Tensor]:
     """CREPE pitch and periodicity ``([frames], [frames])`` at 16 kHz / 10 ms, silent frames' periodicity 0."""
-    return _crepe_16k(resample(_as_1d(wav, "audio"), sample_rate, CREPE_RATE), model)
+    return _crepe_16k(resample(as_1d(wav, "audio"), sample_rate, CREPE_RATE), model)
 
 
 def _compare_periodicity(p_ref: torch.Tensor, p_hyp: torch.Tensor) -> Dict[str, float]:

@@ -31,7 +31,7 @@ from typing import Dict
 import numpy as np
 import torch
 
-from .metrics import _as_1d
+from .metrics import as_1d
 
 __all__ = ["MOS_RATE", "MOS_METRICS", "HIGHER_IS_BETTER", "distillmos_score", "dnsmos_scores", "mos_scores",
            "require"]
@@ -80,7 +80,7 @@ def _dnsmos_module():
 def _to_16k(wav, sample_rate: int) -> torch.Tensor:
     if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive int, got {sample_rate!r}")
-    x = _as_1d(wav, "audio")
+    x = as_1d(wav, "audio")
     if sample_rate == MOS_RATE:
         return x
     import torchaudio.functional as AF

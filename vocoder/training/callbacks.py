@@ -6,27 +6,27 @@
   our inference ``.pt`` next to it); on SIGTERM writes ``last.ckpt`` before Lightning stops the run; at the end
   writes the final checkpoint and its inference export.
 - :class:`ProgressLog`: one ``logging`` line every ``log_every_n_steps`` GAN steps (scripts and tests read it).
-- :func:`export_inference_checkpoint`: a Lightning checkpoint (or a live module) -> our ``.pt`` format.
-- :func:`discriminator_checkpoint`: a Lightning checkpoint cut down to its discriminators (for
-  ``vocoder train --init-discriminator``: an adversarial phase continues without the optimiser states' bulk).
+
+The checkpoint files themselves (reading a training checkpoint, exporting our inference ``.pt``, cutting one down
+to its discriminators) are :mod:`vocoder.training.checkpointing`; its functions are importable from here too
+(``vocoder.training.callbacks.export_inference_checkpoint``, as the release script has it).
 """
 from __future__ import annotations
 
-import copy
-import datetime
 import logging
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Optional
 
 import pytorch_lightning as pl
-import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from ..utils import atomic_torch_save
+from .checkpointing import (discriminator_checkpoint, export_inference_checkpoint, find_last_checkpoint,
+                            load_training_checkpoint)
 
 __all__ = ["AtomicCheckpointIO", "VocoderCheckpoint", "ProgressLog", "export_inference_checkpoint",
            "load_training_checkpoint", "find_last_checkpoint", "discriminator_checkpoint"]
@@ -160,75 +160,3 @@ class ProgressLog(pl.Callback):
             parts = [f"{k.split('/')[-1]}={float(m[k]):.4f}" for k in ("train/loss_g", "train/loss_d", "train/mel")
                      if k in m]
             log.info("step %d/%d %s", step, self.max_steps, " ".join(parts))
-
-
-# ------------------------------------------------------------------------------------------------ export
-
-
-def load_training_checkpoint(path) -> Dict[str, Any]:
-    """Read a Lightning checkpoint written by ``vocoder train`` (tensors and plain values only)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"training checkpoint {str(path)!r} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt or "vocoder" not in ckpt:
-        raise ValueError(f"{path} is not a `vocoder train` checkpoint (expected keys 'state_dict' and 'vocoder', "
-                         f"got {sorted(ckpt) if isinstance(ckpt, Mapping) else type(ckpt).__name__})")
-    return ckpt
-
-
-def find_last_checkpoint(run_dir) -> Optional[Path]:
-    """``RUN_DIR/checkpoints/last.ckpt`` if it exists."""
-    p = Path(run_dir) / "checkpoints" / "last.ckpt"
-    return p if p.is_file() else None
-
-
-def export_inference_checkpoint(source, out_path, fold_weight_norm: bool = True,
-                                extra_meta: Optional[Mapping[str, Any]] = None) -> Path:
-    """Write our inference checkpoint from a ``GANVocoder`` or a Lightning checkpoint path.
-
-    The generator's weight norm is folded (unless ``fold_weight_norm=False``); meta records the recipe name, the
-    GAN step, the date and where it came from.
-    """
-    from ..audio.mel import MelConfig
-    from ..checkpoints import fold_weight_norm as fold, save_checkpoint
-    from ..generators.registry import build_generator
-
-    if isinstance(source, pl.LightningModule):
-        generator = copy.deepcopy(source.generator).cpu()
-        mel = source.mel_config
-        meta = {"recipe": source.recipe.get("name"), "gan_step": int(source.gan_step), "source": "training"}
-    else:
-        ckpt = load_training_checkpoint(source)
-        info = ckpt["vocoder"]
-        generator = build_generator(info["generator"]["name"], dict(info["generator"]["config"]))
-        prefix = "generator."
-        state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-        if not state:
-            raise ValueError(f"{source}: no 'generator.*' weights in the checkpoint's state_dict")
-        generator.load_state_dict(state, strict=True)
-        mel = MelConfig.from_dict(info["mel"])
-        meta = {"recipe": info.get("recipe_name"), "gan_step": int(ckpt.get("gan_step", 0)),
-                "source": str(Path(source).resolve())}
-    generator.eval()
-    if fold_weight_norm:
-        fold(generator)
-    meta["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    meta["weight_norm_folded"] = bool(fold_weight_norm)
-    meta.update(dict(extra_meta or {}))
-    save_checkpoint(out_path, generator, mel, meta)
-    return Path(out_path)
-
-
-def discriminator_checkpoint(source, out_path) -> Path:
-    """Write the discriminator weights of training checkpoint ``source`` (with its recipe and GAN step) to
-    ``out_path``, atomically, in the layout :func:`vocoder.training.runner.load_discriminator_init` reads."""
-    ckpt = load_training_checkpoint(source)
-    state = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("discriminator.")}
-    if not state:
-        raise ValueError(f"{source}: no 'discriminator.*' weights in the checkpoint's state_dict")
-    recipe = (ckpt.get("hyper_parameters") or {}).get("recipe", {})
-    out = {"state_dict": state, "hyper_parameters": {"recipe": {"discriminators": recipe.get("discriminators")}},
-           "gan_step": int(ckpt.get("gan_step", 0)), "vocoder": ckpt["vocoder"]}
-    atomic_torch_save(out, out_path)
-    return Path(out_path)

@@ -263,6 +263,12 @@ class ClipStore:
             log.warning("skipping %s: %s", key, error)
 
 
+def check_segment_length(segment_length: int, hop_length: int) -> None:
+    """``ValueError`` unless a training segment is a positive whole number of hops (its mel has exact frames)."""
+    if segment_length <= 0 or segment_length % hop_length:
+        raise ValueError(f"segment_length must be a positive multiple of hop_length={hop_length}, got {segment_length}")
+
+
 def _to_int16(wav: np.ndarray) -> np.ndarray:
     # x 32768 undoes soundfile's int16 -> float scaling exactly, so 16-bit files round-trip bit for bit
     return np.clip(np.round(wav * 32768.0), -32768, 32767).astype(np.int16)
@@ -277,9 +283,7 @@ class SegmentDataset(Dataset):
     """
 
     def __init__(self, store: ClipStore, segment_length: int, seed: int = 0):
-        hop = store.mel_config.hop_length
-        if segment_length <= 0 or segment_length % hop:
-            raise ValueError(f"segment_length must be a positive multiple of hop_length={hop}, got {segment_length}")
+        check_segment_length(segment_length, store.mel_config.hop_length)
         self.store = store
         self.segment_length = segment_length
         self.seed = seed
@@ -436,9 +440,7 @@ class VocoderDataModule(pl.LightningDataModule):
                  val_max_seconds: float = 4.0, min_seconds: float = 0.25, pin_memory: bool = False):
         super().__init__()
         self.mel_config = mel_config or MelConfig()
-        hop = self.mel_config.hop_length
-        if segment_length <= 0 or segment_length % hop:
-            raise ValueError(f"segment_length must be a positive multiple of hop_length={hop}, got {segment_length}")
+        check_segment_length(segment_length, self.mel_config.hop_length)
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.train_source, self.val_source = train, val

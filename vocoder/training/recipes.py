@@ -1,7 +1,8 @@
 """Training recipes: a YAML file with sections ``mel``, ``generator``, ``discriminators``, ``losses``, ``optim``,
 ``data``, ``trainer``; dotted command-line overrides; defaults for every setting.
 
-A recipe is a plain dict (so it can be saved next to each checkpoint and stored in Lightning's hyper-parameters).
+A recipe is a plain dict here (so it can be saved next to each checkpoint and stored in Lightning's
+hyper-parameters); :class:`vocoder.training.settings.TrainingRecipe` types it once for the components.
 ``load_recipe(path, overrides)`` reads the file, merges it over :data:`DEFAULTS`, applies overrides such as
 ``optim.lr=1e-4`` or ``discriminators.0.args.channel_mult=0.5`` (values are YAML-parsed) and validates it.
 
@@ -9,22 +10,21 @@ Sections with a fixed schema (``losses``, ``optim``, ``data``, ``trainer``) reje
 an override is an error, not a silently ignored setting. Free-form mappings (``generator.config``,
 ``discriminators[i].args``, ``losses.*_args``) accept any key; the component that uses them validates.
 
-``generator.init: PATH`` fine-tunes an existing generator: :func:`resolve_generator_init` reads PATH (our ``.pt``,
+``generator.init: PATH`` fine-tunes an existing generator: :func:`vocoder.training.generator_init.resolve_generator_init` reads PATH (our ``.pt``,
 an official BigVGAN folder, a HiFi-GAN ``g_*`` file + ``config.json``), checks the recipe against it and fills in
 the generator config and mel settings the recipe leaves empty.
 """
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 import yaml
 
-__all__ = ["DEFAULTS", "GeneratorInit", "resolve_generator_init", "load_recipe", "resolve_recipe", "apply_override", "save_recipe", "mel_config_from_recipe",
-           "generator_from_recipe", "discriminator_from_recipe", "lightning_max_steps", "plain_data"]
+__all__ = ["DEFAULTS", "load_recipe", "resolve_recipe", "apply_override", "save_recipe", "lightning_max_steps",
+           "plain_data"]
 
 # Every setting with its default. Comments say what the number means; the recipes cite their sources.
 DEFAULTS: Dict[str, Any] = {
@@ -266,58 +266,6 @@ def plain_data(x: Any) -> Any:
     return x
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# recipe -> objects
-
-
-def _generator_name_and_config(recipe: Mapping[str, Any]):
-    """(generator type name, config dict, preset or None) with the recipe's config keys laid over the preset's."""
-    from ..generators.registry import get_preset
-
-    g = recipe["generator"]
-    preset = get_preset(g["preset"]) if g.get("preset") else None
-    name = g.get("name") or (preset.generator if preset else None)
-    if preset is not None and preset.generator != name:
-        raise ValueError(f"generator.name {name!r} does not match preset {preset.name!r} (a {preset.generator})")
-    base = dataclasses.asdict(preset.config) if preset is not None else {}
-    config = dict(base)
-    config.update(g.get("config") or {})
-    return name, config, preset
-
-
-def mel_config_from_recipe(recipe: Mapping[str, Any]):
-    """The recipe's :class:`MelConfig` (its ``mel`` section, else the generator preset's mel)."""
-    from ..audio.mel import MelConfig
-
-    if recipe.get("mel"):
-        return MelConfig.from_dict(recipe["mel"])
-    _, _, preset = _generator_name_and_config(recipe)
-    if preset is None:
-        raise ValueError("recipe has no `mel` section and no generator preset to take the mel settings from")
-    return preset.mel
-
-
-def generator_from_recipe(recipe: Mapping[str, Any]):
-    """Build the generator: ``(module, name, config dict)``; its hop and n_mels must match the recipe's mel."""
-    from ..generators.registry import build_generator
-
-    name, config, _ = _generator_name_and_config(recipe)
-    gen = build_generator(name, config)
-    mel = mel_config_from_recipe(recipe)
-    if getattr(gen, "hop_length", mel.hop_length) != mel.hop_length or getattr(gen, "n_mels", mel.n_mels) != mel.n_mels:
-        raise ValueError(f"generator {name} upsamples by {gen.hop_length} and takes {gen.n_mels} mels, but the recipe "
-                         f"mel has hop_length {mel.hop_length} and n_mels {mel.n_mels}")
-    return gen, name, dataclasses.asdict(gen.config) if dataclasses.is_dataclass(gen.config) else dict(config)
-
-
-def discriminator_from_recipe(recipe: Mapping[str, Any]):
-    """Build the :class:`CombinedDiscriminator` of the recipe's list."""
-    from ..discriminators import CombinedDiscriminator, build_discriminator
-
-    return CombinedDiscriminator([build_discriminator(d["name"], **(d.get("args") or {}))
-                                  for d in recipe["discriminators"]])
-
-
 def lightning_max_steps(gan_steps: int, discriminator_start_step: int) -> int:
     """Lightning's ``max_steps`` for ``gan_steps`` GAN steps.
 
@@ -326,118 +274,3 @@ def lightning_max_steps(gan_steps: int, discriminator_start_step: int) -> int:
     """
     gan_steps = int(gan_steps)
     return gan_steps + max(0, gan_steps - max(0, int(discriminator_start_step)))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# fine-tuning: generator.init
-
-
-@dataclasses.dataclass
-class GeneratorInit:
-    """Generator weights read from ``generator.init``, ready for :func:`vocoder.checkpoints.load_generator_state`."""
-
-    path: str
-    name: str  # registry name of the generator in the file
-    config: Dict[str, Any]  # its config (plain dict)
-    mel: Any  # its MelConfig
-    state_dict: Dict[str, Any]  # as the file holds it (weight norm folded or g/v)
-    folded: bool  # True when the file held plain (folded) weights
-    source: str  # "vocoder" (our .pt), "bigvgan" or "hifigan" (official formats)
-
-
-def _mel_differences(ckpt_mel, recipe_mel) -> List[str]:
-    """Fields where two MelConfigs differ (``fmax=None`` counts as ``sample_rate / 2``), n_mels first."""
-    def norm(m):
-        d = m.to_dict()
-        d["fmax"] = float(m.fmax) if m.fmax is not None else m.sample_rate / 2
-        d["fmin"] = float(m.fmin)
-        return d
-
-    a, b = norm(ckpt_mel), norm(recipe_mel)
-    out = []
-    if a["n_mels"] != b["n_mels"]:
-        out.append(f"init checkpoint has {a['n_mels']} mels, recipe says {b['n_mels']}")
-    for k in a:
-        if k != "n_mels" and a[k] != b[k]:
-            out.append(f"mel.{k}: init checkpoint has {a[k]}, recipe says {b[k]}")
-    return out
-
-
-def _config_differences(ckpt_config: Mapping[str, Any], recipe_config: Mapping[str, Any]) -> List[str]:
-    a, b = plain_data(ckpt_config), plain_data(recipe_config)
-    out = []
-    if "n_mels" in a and a.get("n_mels") != b.get("n_mels"):
-        out.append(f"init checkpoint has {a['n_mels']} mels, recipe says {b.get('n_mels')}")
-    for k in sorted(set(a) | set(b)):
-        if k != "n_mels" and a.get(k) != b.get(k):
-            out.append(f"generator.config.{k}: init checkpoint has {a.get(k)!r}, recipe says {b.get(k)!r}")
-    return out
-
-
-def resolve_generator_init(recipe: Mapping[str, Any], load: bool = True):
-    """Check ``recipe`` against its ``generator.init`` checkpoint and complete it from there.
-
-    Returns ``(recipe, init)``: a copy of the recipe whose ``generator.name`` / ``generator.config`` and ``mel``
-    are the checkpoint's (they were empty) or equal to them (they were given), and a :class:`GeneratorInit`
-    (``None`` when the recipe has no ``generator.init``). With ``load=False`` the file is read only when the
-    recipe leaves the generator config or the mel settings to it, and ``init`` is ``None`` (a resumed run takes
-    its weights from the training checkpoint).
-
-    Raises ``ValueError`` naming every mismatch: generator type, config fields, mel fields
-    ("init checkpoint has 100 mels, recipe says 80").
-    """
-    from ..audio.mel import MelConfig
-    from ..checkpoints import load_checkpoint
-    from ..generators.registry import config_from_dict
-
-    recipe = copy.deepcopy(dict(recipe))
-    g = recipe["generator"]
-    path = g.get("init")
-    if not path:
-        return recipe, None
-    path = str(path)
-    explicit_config, explicit_mel = bool(g.get("config")), bool(recipe.get("mel"))
-    if not load and explicit_config and explicit_mel:
-        return recipe, None
-    try:
-        generator, mel, meta = load_checkpoint(path)
-    except ValueError as e:
-        hint = "" if load else (" (when resuming, --config RUN_DIR/recipe.yaml or no --config reads the generator "
-                                "config the run recorded, without the init file)")
-        raise ValueError(f"generator.init: {e}{hint}") from e
-    name = getattr(type(generator), "registry_name", None) or type(generator).__name__
-    config = plain_data(dataclasses.asdict(generator.config))
-
-    problems: List[str] = []
-    recipe_name = g.get("name")
-    if not recipe_name and g.get("preset"):
-        from ..generators.registry import get_preset
-
-        recipe_name = get_preset(g["preset"]).generator
-    if recipe_name != name:
-        problems.append(f"init checkpoint holds a {name!r} generator, recipe says {recipe_name!r}")
-    elif explicit_config:
-        want_name, want, _ = _generator_name_and_config(recipe)
-        try:
-            want = plain_data(dataclasses.asdict(config_from_dict(want_name, want)))
-        except TypeError as e:
-            raise ValueError(f"recipe.generator.config does not describe a {want_name} generator: {e}") from e
-        problems += _config_differences(config, want)
-    if explicit_mel:
-        for p in _mel_differences(mel, MelConfig.from_dict(recipe["mel"])):
-            if p not in problems:
-                problems.append(p)
-    if problems:
-        raise ValueError(f"generator.init {path} does not match the recipe: " + "; ".join(problems))
-
-    g["name"] = name
-    g["config"] = config
-    if not explicit_mel:
-        recipe["mel"] = mel.to_dict()
-    if not load:
-        return recipe, None
-    state = {k: v.detach() for k, v in generator.state_dict().items()}
-    folded = not any(k.endswith(("weight_g", "weight_v")) or ".parametrizations." in f".{k}" for k in state)
-    source = str(meta.get("source") or "vocoder") if meta.get("source") in ("bigvgan", "hifigan") else "vocoder"
-    return recipe, GeneratorInit(path=path, name=name, config=config, mel=mel, state_dict=state, folded=folded,
-                                 source=source)

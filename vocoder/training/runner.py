@@ -7,7 +7,7 @@ Run folder layout::
     RUN_DIR/logs/                       TensorBoard events
 
 Fine-tuning: a recipe with ``generator.init: PATH`` (``vocoder train --init-generator PATH``) starts the generator
-from PATH (see :func:`vocoder.training.recipes.resolve_generator_init`); the discriminators, optimisers, LR
+from PATH (see :func:`vocoder.training.generator_init.resolve_generator_init`); the discriminators, optimisers, LR
 schedule and ``gan_step`` start fresh (``--init-discriminator CKPT`` starts the discriminators from a training
 checkpoint too). ``--resume`` wins over both: a resumed run already has its weights, so the generator init file
 is then read only for settings the recipe leaves to it.
@@ -22,9 +22,17 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.strategies import DDPStrategy
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from .callbacks import AtomicCheckpointIO, ProgressLog, VocoderCheckpoint, find_last_checkpoint
-from .recipes import GeneratorInit, lightning_max_steps, mel_config_from_recipe, resolve_generator_init, save_recipe
+from ..checkpoints import load_generator_state, torch_load
+from .callbacks import AtomicCheckpointIO, ProgressLog, VocoderCheckpoint
+from .checkpointing import find_last_checkpoint
+from .data import VocoderDataModule
+from .generator_init import GeneratorInit, resolve_generator_init
+from .lightning_module import GANVocoder
+from .recipes import lightning_max_steps, save_recipe
+from .settings import TrainingRecipe, as_training_recipe
 
 __all__ = ["TrainResult", "train", "build_module", "load_generator_init", "load_discriminator_init", "build_trainer", "build_datamodule", "resolve_precision", "resolve_accelerator"]
 
@@ -66,28 +74,25 @@ def _strategy(t: Mapping[str, Any], accelerator: str, devices):
     n = devices if isinstance(devices, int) else (len(devices) if isinstance(devices, (list, tuple)) else None)
     multi = n is None or n == -1 or n > 1
     if t["strategy"] in ("auto", "ddp") and multi:
-        from pytorch_lightning.strategies import DDPStrategy
-
         return DDPStrategy(process_group_backend="gloo" if accelerator == "cpu" else "nccl",
                            find_unused_parameters=bool(t["find_unused_parameters"]))
     return t["strategy"]
 
 
-def build_datamodule(recipe: Mapping[str, Any], train: Union[str, Sequence[str]],
-                     val: Union[str, Sequence[str], None] = None):
-    from .data import VocoderDataModule
-
-    d = recipe["data"]
-    return VocoderDataModule(train=train, val=val, mel_config=mel_config_from_recipe(recipe),
-                             segment_length=int(d["segment_length"]), batch_size=int(d["batch_size"]),
-                             num_workers=int(d["num_workers"]), val_clips=int(d["val_clips"]), seed=int(d["seed"]),
-                             finetune_mels=d.get("finetune_mels"))
+def build_datamodule(recipe: Union[Mapping[str, Any], TrainingRecipe], train: Union[str, Sequence[str]],
+                     val: Union[str, Sequence[str], None] = None) -> VocoderDataModule:
+    plan = as_training_recipe(recipe)
+    d = plan.data
+    return VocoderDataModule(train=train, val=val, mel_config=plan.mel, segment_length=d.segment_length,
+                             batch_size=d.batch_size, num_workers=d.num_workers, val_clips=d.val_clips, seed=d.seed,
+                             finetune_mels=d.finetune_mels)
 
 
-def build_trainer(recipe: Mapping[str, Any], run_dir: "os.PathLike | str", progress_bar: Optional[bool] = None,
-                  extra_callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
+def build_trainer(recipe: Union[Mapping[str, Any], TrainingRecipe], run_dir: "os.PathLike | str",
+                  progress_bar: Optional[bool] = None, extra_callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
     """A ``pl.Trainer`` for ``recipe`` writing into ``run_dir`` (atomic checkpoints, TensorBoard logs)."""
-    t = recipe["trainer"]
+    plan = as_training_recipe(recipe)
+    t = plan.trainer
     run_dir = Path(run_dir)
     accelerator = resolve_accelerator(t["accelerator"])
     devices = t["devices"]
@@ -106,7 +111,7 @@ def build_trainer(recipe: Mapping[str, Any], run_dir: "os.PathLike | str", progr
         devices=devices,
         strategy=_strategy(t, accelerator, devices),
         precision=resolve_precision(t["precision"], accelerator),
-        max_steps=lightning_max_steps(gan_steps, recipe["optim"]["discriminator_start_step"]),
+        max_steps=lightning_max_steps(gan_steps, plan.optim.discriminator_start_step),
         max_epochs=-1,
         val_check_interval=int(t["val_check_interval"]),
         check_val_every_n_epoch=None,  # val_check_interval counts GAN steps across epochs
@@ -129,8 +134,6 @@ def load_generator_init(module, init: GeneratorInit) -> None:
     Folded weights become ``v = w``, ``g = ||w||`` (norm over every dim but the output one), so the generator's
     forward equals the checkpoint's; ``g``/``v`` weights are copied as they are.
     """
-    from ..checkpoints import load_generator_state
-
     load_generator_state(module.generator, init.state_dict, source=f"generator.init {init.path}")
     n = sum(v.numel() for v in init.state_dict.values())
     log.info("generator initialised from %s (%s format, %s, %d mels, %d Hz, hop %d, %.2fM parameters, weight norm %s); "
@@ -142,11 +145,9 @@ def load_discriminator_init(module, path: "os.PathLike | str") -> None:
     """Copy the discriminator weights of a training checkpoint into ``module.discriminator`` (a :class:`GANVocoder`).
 
     ``path``: a Lightning checkpoint of ours (``RUN_DIR/checkpoints/*.ckpt``) or one cut down to its discriminator
-    by :func:`vocoder.training.callbacks.discriminator_checkpoint`. The recipe's ``discriminators`` must describe
+    by :func:`vocoder.training.checkpointing.discriminator_checkpoint`. The recipe's ``discriminators`` must describe
     the same networks; every key and shape must fit, else ``ValueError`` naming the difference.
     """
-    from ..checkpoints import torch_load
-
     source = f"--init-discriminator {path}"
     ckpt = torch_load(path)  # missing, unreadable or unsafe files -> ValueError
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
@@ -190,10 +191,8 @@ def build_module(recipe: Mapping[str, Any], init: bool = True):
     return _module(recipe, gen_init), recipe
 
 
-def _module(recipe: Mapping[str, Any], gen_init: Optional[GeneratorInit]):
+def _module(recipe: Union[Mapping[str, Any], TrainingRecipe], gen_init: Optional[GeneratorInit]) -> GANVocoder:
     """A :class:`GANVocoder` for an already resolved ``recipe``, its generator from ``gen_init`` when given."""
-    from .module import GANVocoder
-
     module = GANVocoder(recipe)
     if gen_init is not None:
         load_generator_init(module, gen_init)
@@ -212,8 +211,6 @@ def train(recipe: Mapping[str, Any], data: Union[str, Sequence[str]], val: Union
     ``init_discriminator``: start the discriminators from a training checkpoint (see
     :func:`load_discriminator_init`) instead of from scratch, so an adversarial phase continues where one stopped.
     """
-    from pytorch_lightning.utilities.exceptions import SIGTERMException
-
     run_dir = Path(run_dir)
     ckpt_path: Optional[Path] = None
     if resume == "auto":
@@ -230,15 +227,16 @@ def train(recipe: Mapping[str, Any], data: Union[str, Sequence[str]], val: Union
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_recipe(recipe, run_dir / "recipe.yaml")
-    pl.seed_everything(int(recipe["trainer"]["seed"]), workers=True, verbose=False)
-    module = _module(recipe, gen_init)
+    plan = TrainingRecipe.from_dict(recipe)  # typed once; the module, data and trainer share it
+    pl.seed_everything(int(plan.trainer["seed"]), workers=True, verbose=False)
+    module = _module(plan, gen_init)
     if init_discriminator is not None:
         if ckpt_path is not None:
             log.info("resuming from %s: --init-discriminator %s is not loaded", ckpt_path, init_discriminator)
         else:
             load_discriminator_init(module, init_discriminator)
-    dm = build_datamodule(recipe, data, val)
-    trainer = build_trainer(recipe, run_dir, progress_bar=progress_bar, extra_callbacks=extra_callbacks)
+    dm = build_datamodule(plan, data, val)
+    trainer = build_trainer(plan, run_dir, progress_bar=progress_bar, extra_callbacks=extra_callbacks)
     if ckpt_path is not None:
         log.info("resuming from %s", ckpt_path)
     terminated = False

@@ -1,4 +1,5 @@
-"""Cached-state streaming layers, the base and the containers: each one turns the next piece of a signal into the output that is now final.
+"""Cached-state streaming layers (this module: the base class and the containers): each one turns the next piece
+of a signal into the output that is now final.
 
 Every layer is an ``nn.Module`` with
 ``forward(x [B, C, t], states: List[Tensor], final: bool) -> y [B, C', t']``: ``x`` holds the ``t >= 0`` input

@@ -29,10 +29,10 @@ def test_recipe_loads(path):
     assert set(r) == set(DEFAULTS)
     assert r["losses"]["kind"] in ("lsgan", "hinge")
     # the generator exists and fits the mel settings
-    from vocoder.training.recipes import _generator_name_and_config, mel_config_from_recipe
+    from vocoder.training.settings import TrainingRecipe, generator_name_and_config
 
-    name, config, preset = _generator_name_and_config(r)
-    mel = mel_config_from_recipe(r)
+    name, config, preset = generator_name_and_config(r)
+    mel = TrainingRecipe.from_dict(r).mel
     assert preset is not None and preset.mel.hop_length == mel.hop_length and preset.mel.n_mels == mel.n_mels
     # the YAML's own numbers survive: e.g. MelGAN follows the paper
     if path.stem == "melgan":
@@ -102,3 +102,17 @@ def test_recipe_trains_two_steps(path, tmp_path, audio_dir, one_thread):
     assert ckpt["gan_step"] == 2
     assert ckpt["global_step"] == lightning_max_steps(2, r["optim"]["discriminator_start_step"])
     assert (tmp_path / "run" / "recipe.yaml").is_file() and (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+
+
+def test_training_recipe_types_the_sections_once():
+    from vocoder.generators import HiFiGANConfig
+    from vocoder.training.settings import TrainingRecipe
+
+    r = load_recipe(RECIPES_DIR / "hifigan_v2.yaml", ["optim.lr=1e-4", "data.segment_length=4096"])
+    t = TrainingRecipe.from_dict(r)
+    assert isinstance(t.generator_config, HiFiGANConfig) and t.generator_name == "hifigan"
+    assert t.mel.hop_length == 256 and t.optim.lr == 1e-4 and isinstance(t.optim.betas, tuple)
+    assert t.data.segment_length == 4096 and t.losses.weights()["mel"] == 45.0 and t.raw["name"] == "hifigan_v2"
+    assert [d.name for d in t.discriminators] == [d["name"] for d in r["discriminators"]]
+    with pytest.raises(ValueError, match="generator takes 80 mels, mel config says 100"):
+        TrainingRecipe.from_dict(load_recipe(RECIPES_DIR / "hifigan_v2.yaml", ["mel.n_mels=100"]))

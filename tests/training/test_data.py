@@ -291,7 +291,7 @@ def test_lightning_fit_resume_reproduces_stream(corpus, tmp_path):
 def _corpus_script():
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "recipes" / "data" / "build_corpus.py"
+    path = Path(__file__).resolve().parents[2] / "recipes" / "data" / "build_corpus.py"
     spec = importlib.util.spec_from_file_location("build_corpus", path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("build_corpus", mod)  # dataclasses look their module up there
@@ -365,7 +365,7 @@ def test_persistent_workers_survive_foreign_sigterm_and_exit_cleanly(corpus, gro
     import subprocess
     import sys
 
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(Path(__file__).resolve().parents[2])
     code = _WORKER_SCRIPT.format(repo=repo, mel=dataclasses.asdict(MEL), corpus=str(corpus), seg=SEG,
                                  group_signal=group_signal)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -22,63 +22,60 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Union
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from .. import losses as vl
 from ..audio.mel import MelConfig, mel_spectrogram
-from .recipes import discriminator_from_recipe, generator_from_recipe, mel_config_from_recipe, plain_data
+from .recipes import plain_data
+from .settings import FOURIER_TERMS, RECONSTRUCTION_TERMS, TrainingRecipe, as_training_recipe
 
 __all__ = ["GANVocoder", "FOURIER_TERMS"]
-
-#: loss weights that need the generator's predicted STFT (vocoder.losses.fourier)
-FOURIER_TERMS = ("amplitude", "phase_ip", "phase_gd", "phase_iaf", "consistency", "real_imag")
 
 log = logging.getLogger(__name__)
 
 
 class GANVocoder(pl.LightningModule):
-    """Generator + :class:`CombinedDiscriminator` trained from a resolved recipe dict (see ``recipes.py``)."""
+    """Generator + :class:`CombinedDiscriminator` trained from a recipe: a :class:`TrainingRecipe`, or a resolved
+    recipe dict (see ``recipes.py``), typed here (Lightning rebuilds the module from the dict it saved)."""
 
-    def __init__(self, recipe: Mapping[str, Any]):
+    def __init__(self, recipe: Union[Mapping[str, Any], TrainingRecipe]):
         super().__init__()
-        self.save_hyperparameters({"recipe": dict(recipe)})
+        self.plan = plan = as_training_recipe(recipe)
+        self.save_hyperparameters({"recipe": dict(plan.raw)})
         self.automatic_optimization = False
-        self.recipe = dict(recipe)
-        self.mel_config: MelConfig = mel_config_from_recipe(recipe)
-        self.generator, self.generator_name, self.generator_config = generator_from_recipe(recipe)
-        self.discriminator = discriminator_from_recipe(recipe)
+        self.recipe = dict(plan.raw)
+        self.mel_config: MelConfig = plan.mel
+        self.generator = plan.build_generator()
+        self.generator_name = plan.generator_name
+        self.generator_config = dataclasses.asdict(plan.generator_config)
+        self.discriminator = plan.build_discriminator()
         self.gan_step = 0  # GAN steps done; saved in checkpoints
 
-        L = recipe["losses"]
-        self.w = {k: float(L[k]) for k in ("adv", "disc", "fm", "mel", "multiscale_mel", "stft_sc", "stft_mag")
-                  + FOURIER_TERMS}
-        self.adv_kind = L["kind"]
-        from .. import losses as vl
-
-        self._losses = vl
+        L = plan.losses
+        self.w = L.weights()
+        self.adv_kind = L.kind
         # The loss mel is full band unless the recipe says otherwise (HiFi-GAN's fmax_for_loss = None).
-        self.loss_mel_config = dataclasses.replace(self.mel_config, fmax=L["mel_fmax"])
+        self.loss_mel_config = dataclasses.replace(self.mel_config, fmax=L.mel_fmax)
         self.mel_loss = vl.MelL1Loss(self.loss_mel_config)
-        self.multiscale_mel_loss = (vl.MultiScaleMelLoss(self.mel_config.sample_rate, **(L["multiscale_mel_args"] or {}))
+        self.multiscale_mel_loss = (vl.MultiScaleMelLoss(self.mel_config.sample_rate, **L.multiscale_mel_args)
                                     if self.w["multiscale_mel"] > 0 else None)
-        self.stft_loss = vl.MultiResolutionSTFTLoss(**(L["stft_args"] or {}))
+        self.stft_loss = vl.MultiResolutionSTFTLoss(**L.stft_args)
         self.fourier_loss = None
         if any(self.w[k] > 0 for k in FOURIER_TERMS):
             if not hasattr(self.generator, "spectrum"):
                 raise ValueError(f"losses {[k for k in FOURIER_TERMS if self.w[k] > 0]} need a Fourier-head "
                                  f"generator (one with spectrum()), got {self.generator_name}")
             gc = self.generator.config
-            self.fourier_loss = vl.FourierLosses(gc.n_fft, gc.hop_length, gc.padding, float(L["amplitude_floor"]),
-                                                 L["phase_weighting"])
-        o = recipe["optim"]
-        self.d_start = int(o["discriminator_start_step"])
-        g_adv = o.get("generator_adv_start_step")
-        self.g_adv_start = self.d_start if g_adv is None else max(int(g_adv), self.d_start)
-        if self.g_adv_start > 0 and not any(self.w[k] > 0 for k in ("mel", "multiscale_mel", "stft_sc", "stft_mag")
-                                            + FOURIER_TERMS):
+            self.fourier_loss = vl.FourierLosses(gc.n_fft, gc.hop_length, gc.padding, L.amplitude_floor,
+                                                 L.phase_weighting)
+        o = plan.optim
+        self.d_start = o.discriminator_start_step
+        self.g_adv_start = o.generator_adv_start
+        if self.g_adv_start > 0 and not any(self.w[k] > 0 for k in RECONSTRUCTION_TERMS):
             raise ValueError(f"optim.discriminator_start_step={self.d_start} / generator_adv_start_step="
                              f"{self.g_adv_start} need a reconstruction loss for the generator's warm-up, but losses "
                              f"mel, multiscale_mel, stft_sc and stft_mag are all 0")
@@ -87,15 +84,14 @@ class GANVocoder(pl.LightningModule):
     # ------------------------------------------------------------------ optimisers
 
     def configure_optimizers(self):
-        o = self.recipe["optim"]
-        cls = torch.optim.AdamW if o["name"] == "adamw" else torch.optim.Adam
-        kw = dict(lr=float(o["lr"]), betas=tuple(float(b) for b in o["betas"]), eps=float(o["eps"]),
-                  weight_decay=float(o["weight_decay"]))
+        o = self.plan.optim
+        cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
+        kw = dict(lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
         opt_g = cls(self.generator.parameters(), **kw)
         opt_d = cls(self.discriminator.parameters(), **kw)
         # Stepped by hand (manual optimisation); Lightning still saves and restores their state.
-        sch_g = torch.optim.lr_scheduler.ExponentialLR(opt_g, gamma=float(o["lr_decay"]))
-        sch_d = torch.optim.lr_scheduler.ExponentialLR(opt_d, gamma=float(o["lr_decay"]))
+        sch_g = torch.optim.lr_scheduler.ExponentialLR(opt_g, gamma=o.lr_decay)
+        sch_d = torch.optim.lr_scheduler.ExponentialLR(opt_d, gamma=o.lr_decay)
         return [opt_g, opt_d], [sch_g, sch_d]
 
     # ------------------------------------------------------------------ checkpoint state
@@ -103,7 +99,7 @@ class GANVocoder(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
         checkpoint["gan_step"] = int(self.gan_step)
         checkpoint["vocoder"] = {"generator": {"name": self.generator_name, "config": plain_data(self.generator_config)},
-                                 "mel": self.mel_config.to_dict(), "recipe_name": self.recipe.get("name")}
+                                 "mel": self.mel_config.to_dict(), "recipe_name": self.plan.name}
 
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
         self.gan_step = int(checkpoint.get("gan_step", 0))
@@ -146,7 +142,7 @@ class GANVocoder(pl.LightningModule):
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int):
         opt_g, opt_d = self.optimizers()
         sch_g, sch_d = self.lr_schedulers()
-        o = self.recipe["optim"]
+        o = self.plan.optim
         mel, real = batch["mel"], batch["wav"]
         spectrum = None
         if self.fourier_loss is not None:  # the Fourier losses also need the predicted STFT
@@ -167,13 +163,12 @@ class GANVocoder(pl.LightningModule):
             n = real.shape[0]
             real_logits, fake_logits = [x[:n] for x in both], [x[n:] for x in both]
             with self._fp32():
-                loss_d, _, _ = self._losses.discriminator_adversarial_loss(
+                loss_d, _, _ = vl.discriminator_adversarial_loss(
                     [x.float() for x in real_logits], [x.float() for x in fake_logits], kind=self.adv_kind)
             loss_d = self.w["disc"] * loss_d
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(loss_d)
-            clip_d = o["grad_clip_d"] if o["grad_clip_d"] is not None else o["grad_clip"]
-            logs["grad_norm_d"] = self._clip(self.discriminator.parameters(), clip_d)
+            logs["grad_norm_d"] = self._clip(self.discriminator.parameters(), o.discriminator_grad_clip)
             opt_d.step()
             self.untoggle_optimizer(opt_d)
             logs["loss_d"] = loss_d.detach()
@@ -193,20 +188,20 @@ class GANVocoder(pl.LightningModule):
                 _, real_fmaps = self.discriminator(real)
             fake_logits, fake_fmaps = self.discriminator(fake)
             with self._fp32():
-                adv, _ = self._losses.generator_adversarial_loss([x.float() for x in fake_logits], kind=self.adv_kind)
-                fm = self._losses.feature_matching_loss([[f.float() for f in fs] for fs in real_fmaps],
+                adv, _ = vl.generator_adversarial_loss([x.float() for x in fake_logits], kind=self.adv_kind)
+                fm = vl.feature_matching_loss([[f.float() for f in fs] for fs in real_fmaps],
                                                         [[f.float() for f in fs] for fs in fake_fmaps])
             loss_g = loss_g + self.w["adv"] * adv + self.w["fm"] * fm
             logs["adv_g"], logs["fm"] = adv.detach(), fm.detach()
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
-        logs["grad_norm_g"] = self._clip(self.generator.parameters(), o["grad_clip"])
+        logs["grad_norm_g"] = self._clip(self.generator.parameters(), o.grad_clip)
         opt_g.step()
         self.untoggle_optimizer(opt_g)
         logs["loss_g"] = loss_g.detach()
 
         self.gan_step += 1
-        if self.gan_step % int(o["lr_decay_every"]) == 0:
+        if self.gan_step % o.lr_decay_every == 0:
             sch_g.step()
             sch_d.step()
 
@@ -232,7 +227,7 @@ class GANVocoder(pl.LightningModule):
         bs = real.shape[0]
         self.log("val/mel_l1", mel_l1, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=bs)
         self.log("val/mrstft", sc + mag, on_epoch=True, sync_dist=True, batch_size=bs)
-        n_samples = int(self.recipe["trainer"].get("val_log_samples", 0))
+        n_samples = int(self.plan.trainer.get("val_log_samples", 0))
         if batch_idx < n_samples and self.global_rank == 0:
             self._log_sample(batch_idx, real[0, 0], fake[0, 0])
         return mel_l1
@@ -263,6 +258,7 @@ class GANVocoder(pl.LightningModule):
 
 def _spectrogram_image(real: np.ndarray, fake: np.ndarray) -> np.ndarray:
     """Real (top) and generated (bottom) log-mels as an RGB uint8 array ``[H, W, 3]`` (matplotlib Agg)."""
+    # deferred: only runs when validation logs a sample; matplotlib adds ~0.3 s to every import of the module
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

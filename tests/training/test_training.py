@@ -16,7 +16,7 @@ from training_helpers import RECIPES_DIR, make_audio_dir, one_thread, tiny_overr
 from vocoder.training.recipes import lightning_max_steps, load_recipe
 
 RECIPE = RECIPES_DIR / "hifigan_v2.yaml"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_warmup_trains_generator_only_and_steps_map_to_lightning(audio_dir, tmp_
     r = tiny("optim.discriminator_start_step=2", "trainer.max_steps=2")
     res = run_train(r, audio_dir, tmp_path / "run")
     ck2 = load_training_checkpoint(res.last_checkpoint)
-    from vocoder.training.module import GANVocoder
+    from vocoder.training.lightning_module import GANVocoder
 
     import pytorch_lightning as pl
 
@@ -200,7 +200,7 @@ def test_export_loads_in_vocoder(audio_dir, tmp_path):
     assert not any(k.endswith(("weight_g", "weight_v")) or "parametrizations" in k for k in ck["state_dict"])
 
     from vocoder import Vocoder
-    from vocoder.training.module import GANVocoder
+    from vocoder.training.lightning_module import GANVocoder
 
     voc = Vocoder.from_pretrained(str(out))
     module = GANVocoder(tiny())
@@ -308,13 +308,14 @@ def _spread(generator, seed=0):
 
 def _our_checkpoint(path, recipe, fold=True):
     from vocoder.checkpoints import fold_weight_norm, save_checkpoint
-    from vocoder.training.recipes import generator_from_recipe, mel_config_from_recipe
+    from vocoder.training.settings import TrainingRecipe
 
-    gen, _, _ = generator_from_recipe(recipe)
+    plan = TrainingRecipe.from_dict(recipe)
+    gen = plan.build_generator()
     _spread(gen)
     if fold:
         fold_weight_norm(gen)
-    save_checkpoint(path, gen.eval(), mel_config_from_recipe(recipe))
+    save_checkpoint(path, gen.eval(), plan.mel)
     return path
 
 
@@ -396,7 +397,7 @@ def test_init_from_official_bigvgan_folder_trains(audio_dir, tmp_path, caplog):
 
 
 def test_init_mismatches_are_errors(tmp_path):
-    from vocoder.training.recipes import resolve_generator_init
+    from vocoder.training.generator_init import resolve_generator_init
     from vocoder.training.runner import build_module
 
     ckpt = _our_checkpoint(tmp_path / "g.pt", tiny())

@@ -12,7 +12,7 @@ import yaml
 
 from vocoder.training.recipes import resolve_recipe
 
-RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+RECIPES_DIR = Path(__file__).resolve().parents[2] / "recipes"
 
 # Shrinks each model so two steps run in seconds on CPU; the structure (layers, discriminator kinds) is unchanged.
 _TINY_GEN = {

@@ -20,7 +20,7 @@ def resample(wav: torch.Tensor, orig_sr: int, target_sr: int) -> torch.Tensor:
     """Band-limited resampling along the last axis (torchaudio's Kaiser-windowed sinc)."""
     if orig_sr == target_sr:
         return wav
-    import torchaudio.functional as AF
+    import torchaudio.functional as AF  # deferred: torchaudio takes ~1 s to import, only resampling needs it
 
     return AF.resample(wav, orig_sr, target_sr, lowpass_filter_width=64, rolloff=0.9475937167399596,
                        resampling_method="sinc_interp_kaiser", beta=14.769656459379492)

@@ -148,7 +148,7 @@ def _filterbank_np(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
     # HTK filters are torchaudio's (what its MelSpectrogram, and so Vocos, trains on), computed its way: in float32,
     # on bins linspace(0, sample_rate // 2). librosa's float64 HTK filters differ by up to 7e-6, which the narrow
     # low filters turn into 4e-5 in the log-mel.
-    from torchaudio.functional import melscale_fbanks
+    from torchaudio.functional import melscale_fbanks  # deferred: ~1 s to import, only HTK filters need it
 
     f_max = float(sample_rate // 2) if fmax is None else float(fmax)
     fb = melscale_fbanks(n_fft // 2 + 1, float(fmin), f_max, n_mels, sample_rate, norm=mel_norm, mel_scale="htk")

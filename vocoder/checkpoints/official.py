@@ -9,14 +9,13 @@ Each generator config class maps the official ``config.json`` keys itself (``fro
 from __future__ import annotations
 
 import re
-import dataclasses
 from pathlib import Path
 from typing import Any, Mapping, Optional, Tuple, Union
 
 import torch.nn as nn
 
 from ..audio.mel import MelConfig
-from ..generators.registry import build_generator, check_generator_fits_mel, config_from_dict, get_spec
+from ..generators.registry import build_generator, check_generator_fits_mel, get_spec
 from .state import PathLike, load_matching_form, read_json, torch_load
 
 __all__ = ["BIGVGAN_WEIGHTS", "CONFIG_JSON", "import_bigvgan", "import_hifigan", "official_config",
@@ -106,26 +105,9 @@ def hifigan_mel_problems(mel: MelConfig) -> list:
             if getattr(mel, k) != getattr(default, k)]
 
 
-# Official config.json key -> our config field, when the names differ.
-_ALIASES = {"num_mels": ("n_mels", "num_mels", "in_channels")}
-
-
 def _our_config(name: str, h: Mapping[str, Any]):
     """Our generator config from an official ``config.json`` (training-only keys are ignored)."""
-    spec = get_spec(name)
-    if hasattr(spec.config_cls, "from_official"):  # the generator knows its official config best
-        return spec.config_cls.from_official(h)
-    fields = {f.name for f in dataclasses.fields(spec.config_cls)}
-    d = {}
-    for key, value in h.items():
-        targets = _ALIASES.get(key, (key,))
-        for t in targets:
-            if t in fields:
-                d[t] = value
-                break
-    if "resblock" in d:
-        d["resblock"] = str(d["resblock"])
     try:
-        return config_from_dict(name, d)
+        return get_spec(name).config_cls.from_official(h)  # each family maps its own official config keys
     except TypeError as e:
         raise ValueError(f"config does not describe a {name} generator: {e}") from e

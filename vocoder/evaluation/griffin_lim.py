@@ -17,7 +17,7 @@ import librosa
 import numpy as np
 import torch
 
-from ..audio.mel import MelConfig, check_mel, mel_filterbank
+from ..audio.mel import MelConfig, check_mel, mel_filterbank, mel_spectrogram
 
 __all__ = ["mel_to_magnitude", "griffin_lim", "GriffinLimVocoder"]
 
@@ -55,8 +55,6 @@ class GriffinLimVocoder:
         self.random_state = random_state
 
     def mel(self, wav: torch.Tensor) -> torch.Tensor:
-        from ..audio.mel import mel_spectrogram
-
         return mel_spectrogram(wav, self.mel_config)
 
     def __call__(self, mel) -> torch.Tensor:

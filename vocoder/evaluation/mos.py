@@ -83,7 +83,7 @@ def _to_16k(wav, sample_rate: int) -> torch.Tensor:
     x = as_1d(wav, "audio")
     if sample_rate == MOS_RATE:
         return x
-    import torchaudio.functional as AF
+    import torchaudio.functional as AF  # deferred: import time, only resampling needs it
 
     return AF.resample(x, int(sample_rate), MOS_RATE)  # torchaudio's defaults, as distillmos's CLI (see above)
 

@@ -239,7 +239,8 @@ def write_json(report: Dict[str, Any], path: Union[str, os.PathLike]) -> None:
 def plot_spectrograms(wavs: Dict[str, torch.Tensor], mel_config: MelConfig, path: Union[str, os.PathLike],
                       title: str = "") -> None:
     """One log-mel panel per waveform (``{label: [T]}``), shared colour scale, saved as PNG (Agg backend)."""
-    # The object API with an explicit Agg canvas: headless, and pyplot's global backend is left alone.
+    # The object API with an explicit Agg canvas: headless, and pyplot's global backend is left alone. Deferred:
+    # only the PNG needs matplotlib.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

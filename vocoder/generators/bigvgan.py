@@ -19,7 +19,7 @@ from ..nn.filters import Activation1d
 from ..nn.weight_normalization import remove_weight_norm, weight_norm
 from ..nn.streaming import (StreamActivation1d, StreamConv1d, StreamConvTranspose1d, StreamLayer, StreamPointwise,
                             StreamSequential, StreamSum, stream_amp_block, stream_input_norm)
-from .common import as_nested_tuple, as_tuple, check_mel, check_upsampling
+from .common import as_nested_tuple, as_tuple, check_mel, check_upsampling, mrf, mrf_resblocks
 from .registry import resolve_config, register_generator, register_preset
 
 __all__ = ["BigVGANConfig", "BigVGANGenerator", "BIGVGAN_PRESETS"]
@@ -114,13 +114,9 @@ class BigVGANGenerator(nn.Module):
                                                           padding=(k - u) // 2))])
             for i, (u, k) in enumerate(zip(config.upsample_rates, config.upsample_kernel_sizes))
         )
-        self.resblocks = nn.ModuleList()
-        ch = ch0
-        for i in range(self.num_upsamples):
-            ch = ch0 // 2 ** (i + 1)
-            for k, d in zip(config.resblock_kernel_sizes, config.resblock_dilation_sizes):
-                self.resblocks.append(block_cls(ch, k, d, activation=config.activation,
-                                                snake_logscale=config.snake_logscale))
+        self.resblocks, ch = mrf_resblocks(
+            lambda c, k, d: block_cls(c, k, d, activation=config.activation, snake_logscale=config.snake_logscale),
+            ch0, self.num_upsamples, config.resblock_kernel_sizes, config.resblock_dilation_sizes)
         self.activation_post = Activation1d(make_activation(config.activation, ch, config.snake_logscale))
         self.use_bias_at_final = config.use_bias_at_final
         self.use_tanh_at_final = config.use_tanh_at_final
@@ -132,10 +128,7 @@ class BigVGANGenerator(nn.Module):
         for i in range(self.num_upsamples):
             for up in self.ups[i]:
                 x = up(x)
-            xs = self.resblocks[i * self.num_kernels](x)
-            for j in range(1, self.num_kernels):
-                xs = xs + self.resblocks[i * self.num_kernels + j](x)
-            x = xs / self.num_kernels
+            x = mrf(self.resblocks, i, self.num_kernels, x)
         x = self.activation_post(x)
         x = self.conv_post(x)
         if self.use_tanh_at_final:

@@ -1,13 +1,14 @@
 """Small pieces every generator shares: config normalisation and the input check before the first conv."""
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any, Callable, Sequence, Tuple
 
 import torch
+import torch.nn as nn
 
 from ..audio.mel import check_mel as _check_mel_input
 
-__all__ = ["as_tuple", "as_nested_tuple", "check_mel", "check_upsampling"]
+__all__ = ["as_tuple", "as_nested_tuple", "check_mel", "check_upsampling", "mrf_resblocks", "mrf"]
 
 
 def as_tuple(v: Any, name: str) -> Tuple[int, ...]:
@@ -31,6 +32,29 @@ def check_mel(mel: torch.Tensor, n_mels: int) -> None:
     if not isinstance(mel, torch.Tensor):
         raise ValueError(f"expected a mel tensor [B, {n_mels}, T], got {type(mel).__name__}")
     _check_mel_input(mel, n_mels, layout="batch", finite=False)
+
+
+def mrf_resblocks(make_block: Callable[[int, int, Sequence[int]], nn.Module], initial_channel: int,
+                  num_upsamples: int, kernel_sizes: Sequence[int], dilation_sizes: Sequence[Sequence[int]]
+                  ) -> Tuple[nn.ModuleList, int]:
+    """The residual blocks of HiFi-GAN's multi-receptive-field fusion (BigVGAN's too): after upsampling stage ``i``
+    (``initial_channel / 2^(i+1)`` channels) one ``make_block(channels, kernel, dilations)`` per kernel size, flat
+    in that order (the official ``resblocks.{i * num_kernels + j}`` keys). Returns ``(blocks, last channels)``."""
+    blocks = nn.ModuleList()
+    ch = initial_channel
+    for i in range(num_upsamples):
+        ch = initial_channel // 2 ** (i + 1)
+        for k, d in zip(kernel_sizes, dilation_sizes):
+            blocks.append(make_block(ch, k, d))
+    return blocks, ch
+
+
+def mrf(resblocks: nn.ModuleList, stage: int, num_kernels: int, x: torch.Tensor) -> torch.Tensor:
+    """Multi-receptive-field fusion after upsampling ``stage``: the mean of its ``num_kernels`` blocks on ``x``."""
+    xs = resblocks[stage * num_kernels](x)
+    for j in range(1, num_kernels):
+        xs = xs + resblocks[stage * num_kernels + j](x)
+    return xs / num_kernels
 
 
 def check_upsampling(rates, kernels, initial_channel: int, resblock_kernels, resblock_dilations, resblock) -> None:

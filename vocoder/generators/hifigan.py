@@ -8,7 +8,7 @@ Table (22.05 kHz, 80 mels, hop 256).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -20,7 +20,7 @@ from ..nn.input_norm import check_input_norm, make_input_norm
 from ..nn.weight_normalization import remove_weight_norm, weight_norm
 from ..nn.streaming import (StreamConv1d, StreamConvTranspose1d, StreamLayer, StreamPointwise, StreamSequential,
                             StreamSum, stream_input_norm, stream_resblock)
-from .common import as_nested_tuple, as_tuple, check_mel, check_upsampling
+from .common import as_nested_tuple, as_tuple, check_mel, check_upsampling, mrf, mrf_resblocks
 from .registry import resolve_config, register_generator, register_preset
 
 __all__ = ["HiFiGANConfig", "HiFiGANGenerator", "HIFIGAN_V1", "HIFIGAN_V2", "HIFIGAN_V3", "stream_hifigan"]
@@ -57,6 +57,18 @@ class HiFiGANConfig:
             raise ValueError(f"n_mels must be >= 1, got {self.n_mels}")
         check_upsampling(self.upsample_rates, self.upsample_kernel_sizes, self.upsample_initial_channel,
                          self.resblock_kernel_sizes, self.resblock_dilation_sizes, self.resblock)
+
+    @classmethod
+    def from_official(cls, h: Mapping) -> "HiFiGANConfig":
+        """From an official jik876/hifi-gan ``config.json`` dict (``num_mels``; training keys are ignored, missing
+        architecture keys take the V1 defaults)."""
+        kw = {k: h[k] for k in ("upsample_rates", "upsample_kernel_sizes", "upsample_initial_channel", "resblock",
+                                "resblock_kernel_sizes", "resblock_dilation_sizes") if k in h}
+        for key in ("num_mels", "n_mels"):
+            if key in h:
+                kw["n_mels"] = h[key]
+                break
+        return cls(**kw)
 
     @property
     def hop_length(self) -> int:
@@ -99,12 +111,8 @@ class HiFiGANGenerator(nn.Module):
             weight_norm(nn.ConvTranspose1d(ch0 // 2 ** i, ch0 // 2 ** (i + 1), k, u, padding=(k - u) // 2))
             for i, (u, k) in enumerate(zip(config.upsample_rates, config.upsample_kernel_sizes))
         )
-        self.resblocks = nn.ModuleList()
-        ch = ch0
-        for i in range(self.num_upsamples):
-            ch = ch0 // 2 ** (i + 1)
-            for k, d in zip(config.resblock_kernel_sizes, config.resblock_dilation_sizes):
-                self.resblocks.append(block_cls(ch, k, d))
+        self.resblocks, ch = mrf_resblocks(block_cls, ch0, self.num_upsamples, config.resblock_kernel_sizes,
+                                           config.resblock_dilation_sizes)
         self.conv_post = weight_norm(nn.Conv1d(ch, 1, 7, 1, padding=3))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
@@ -115,10 +123,7 @@ class HiFiGANGenerator(nn.Module):
         for i in range(self.num_upsamples):
             x = F.leaky_relu(x, LRELU_SLOPE)
             x = self.ups[i](x)
-            xs = self.resblocks[i * self.num_kernels](x)
-            for j in range(1, self.num_kernels):
-                xs = xs + self.resblocks[i * self.num_kernels + j](x)
-            x = xs / self.num_kernels
+            x = mrf(self.resblocks, i, self.num_kernels, x)
         x = F.leaky_relu(x, POST_SLOPE)
         x = self.conv_post(x)
         return torch.tanh(x)

@@ -106,7 +106,7 @@ def default_cuda_arch() -> str:
 @contextlib.contextmanager
 def _cpp_extension_cuda_home(path: str):
     """Temporarily point ``torch.utils.cpp_extension.CUDA_HOME`` at ``path`` (restored on exit)."""
-    from torch.utils import cpp_extension
+    from torch.utils import cpp_extension  # deferred (here and below): the build machinery loads only to build
 
     with _lock:
         saved = cpp_extension.CUDA_HOME

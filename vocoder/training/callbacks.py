@@ -23,6 +23,7 @@ from typing import Any, Dict, Optional
 
 import pytorch_lightning as pl
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from ..utils import atomic_torch_save
 from .checkpointing import (discriminator_checkpoint, export_inference_checkpoint, find_last_checkpoint,
@@ -138,8 +139,6 @@ class VocoderCheckpoint(pl.Callback):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         # SIGTERM during validation (or between the flag and the batch end) still leaves a checkpoint behind.
-        from pytorch_lightning.utilities.exceptions import SIGTERMException
-
         if isinstance(exception, SIGTERMException) and self._saved_at != int(pl_module.gan_step):
             try:
                 self.save(trainer, pl_module, step_file=False, export=False)

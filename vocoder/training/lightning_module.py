@@ -190,7 +190,7 @@ class GANVocoder(pl.LightningModule):
             with self._fp32():
                 adv, _ = vl.generator_adversarial_loss([x.float() for x in fake_logits], kind=self.adv_kind)
                 fm = vl.feature_matching_loss([[f.float() for f in fs] for fs in real_fmaps],
-                                                        [[f.float() for f in fs] for fs in fake_fmaps])
+                                      [[f.float() for f in fs] for fs in fake_fmaps])
             loss_g = loss_g + self.w["adv"] * adv + self.w["fm"] * fm
             logs["adv_g"], logs["fm"] = adv.detach(), fm.detach()
         opt_g.zero_grad(set_to_none=True)

@@ -23,6 +23,8 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 import yaml
 
+from ..utils import atomic_write_bytes
+
 __all__ = ["DEFAULTS", "load_recipe", "resolve_recipe", "apply_override", "save_recipe", "lightning_max_steps",
            "plain_data"]
 
@@ -250,8 +252,6 @@ def load_recipe(path: "os.PathLike | str", overrides: Iterable[str] = ()) -> Dic
 
 def save_recipe(recipe: Mapping[str, Any], path: "os.PathLike | str") -> None:
     """Write the resolved recipe as YAML (atomically: a reader never sees half a file)."""
-    from ..utils import atomic_write_bytes
-
     text = yaml.safe_dump(plain_data(recipe), sort_keys=False, default_flow_style=None)
     atomic_write_bytes(text.encode("utf-8"), path)
 

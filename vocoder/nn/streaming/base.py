@@ -33,8 +33,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ["StreamLayer", "StreamPointwise", "StreamStandardize", "StreamIdentity", "StreamSequential", "StreamSum",
-           "StreamConcat", "StateAllocator", "SpectrumCache", "empty_like", "append_frames", "tap_conv",
-           "PAD_ZEROS", "PAD_REFLECT", "PAD_REPLICATE", "PAD_MODES"]
+           "StreamConcat", "StreamBranches", "StateAllocator", "SpectrumCache", "empty_like", "append_frames",
+           "tap_conv", "PAD_ZEROS", "PAD_REFLECT", "PAD_REPLICATE", "PAD_MODES"]
 
 PAD_ZEROS = 0
 PAD_REFLECT = 1
@@ -190,18 +190,16 @@ class StreamSequential(StreamLayer):
         return a, b
 
 
-class StreamSum(StreamLayer):
-    """``(branch_0(x) + branch_1(x) + ...) / divisor`` with branches of different delays (a residual is
-    ``[identity, f]``, HiFi-GAN's multi-receptive-field fusion is ``[resblock_j]`` with ``divisor=num_kernels``).
+class StreamBranches(StreamLayer):
+    """Base of layers that combine branches of different delays: each branch's output waits in a queue
+    (``[B, C_j, lag]``, one state slot per branch) until every branch has produced it."""
 
-    State: one queue per branch (``[B, C, lag]``) holding outputs that wait for the slower branches.
-    """
-
-    def __init__(self, branches: List[StreamLayer], channels: int, divisor: float = 1.0):
+    def __init__(self, branches: List[StreamLayer], channels: List[int]):
         super().__init__()
+        if len(branches) != len(channels):
+            raise ValueError(f"one channel count per branch: {len(branches)} branches, {len(channels)} counts")
         self.branches = nn.ModuleList(branches)
-        self.channels = int(channels)
-        self.divisor = float(divisor)
+        self.branch_channels = [int(c) for c in channels]
         self.n_branches = len(branches)
         self.offset = 0
 
@@ -212,11 +210,12 @@ class StreamSum(StreamLayer):
 
     def fill_states(self, states: List[torch.Tensor], batch: int, ref: torch.Tensor) -> None:
         for j in range(self.n_branches):
-            states[self.offset + j] = ref.new_zeros(batch, self.channels, 0)
+            states[self.offset + j] = ref.new_zeros(batch, self.branch_channels[j], 0)
         for b in self.branches:
             b.fill_states(states, batch, ref)
 
-    def forward(self, x: torch.Tensor, states: List[torch.Tensor], final: bool) -> torch.Tensor:
+    def queued(self, x: torch.Tensor, states: List[torch.Tensor], final: bool) -> Tuple[List[torch.Tensor], int]:
+        """Every branch's new output appended to its queue, and how many samples all queues have."""
         queues: List[torch.Tensor] = []
         i = 0
         for branch in self.branches:
@@ -227,6 +226,35 @@ class StreamSum(StreamLayer):
         n = queues[0].shape[2]
         for q in queues:
             n = min(n, q.shape[2])
+        return queues, n
+
+    def keep_rest(self, queues: List[torch.Tensor], n: int, states: List[torch.Tensor]) -> None:
+        """What the slower branches have not matched yet stays queued."""
+        for j in range(len(queues)):
+            states[self.offset + j] = queues[j][:, :, n:]
+
+    def out_count(self, n: int) -> int:
+        return min(b.out_count(n) for b in self.branches)
+
+    def in_range(self, a: int, b: int) -> Tuple[int, int]:
+        ranges = [br.in_range(a, b) for br in self.branches]
+        return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+
+class StreamSum(StreamBranches):
+    """``(branch_0(x) + branch_1(x) + ...) / divisor`` with branches of different delays (a residual is
+    ``[identity, f]``, HiFi-GAN's multi-receptive-field fusion is ``[resblock_j]`` with ``divisor=num_kernels``).
+
+    State: one queue per branch (``[B, C, lag]``) holding outputs that wait for the slower branches.
+    """
+
+    def __init__(self, branches: List[StreamLayer], channels: int, divisor: float = 1.0):
+        super().__init__(branches, [int(channels)] * len(branches))
+        self.channels = int(channels)
+        self.divisor = float(divisor)
+
+    def forward(self, x: torch.Tensor, states: List[torch.Tensor], final: bool) -> torch.Tensor:
+        queues, n = self.queued(x, states, final)
         # The first sum allocates the result (the queues may be views of the input or of the state, never
         # written); every further term and the division then work in place on it.
         if len(queues) == 1:
@@ -239,64 +267,21 @@ class StreamSum(StreamLayer):
                 acc.add_(queues[j][:, :, :n])
             if self.divisor != 1.0:
                 acc.div_(self.divisor)
-        for j in range(len(queues)):
-            states[self.offset + j] = queues[j][:, :, n:]
+        self.keep_rest(queues, n, states)
         return acc
-
-    def out_count(self, n: int) -> int:
-        return min(b.out_count(n) for b in self.branches)
-
-    def in_range(self, a: int, b: int) -> Tuple[int, int]:
-        ranges = [br.in_range(a, b) for br in self.branches]
-        return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
 
 # --------------------------------------------------------------------------------------------------- Fourier head
-class StreamConcat(StreamLayer):
+class StreamConcat(StreamBranches):
     """``cat([branch_0(x), branch_1(x), ...], dim=1)`` with branches of different delays (the Fourier head's
     amplitude prior next to the backbone's prediction). State: one queue per branch, as :class:`StreamSum`."""
 
     def __init__(self, branches: List[StreamLayer], channels: List[int]):
-        super().__init__()
-        if len(branches) != len(channels):
-            raise ValueError(f"one channel count per branch: {len(branches)} branches, {len(channels)} counts")
-        self.branches = nn.ModuleList(branches)
+        super().__init__(branches, channels)
         self.channels = [int(c) for c in channels]
-        self.n_branches = len(branches)
-        self.offset = 0
-
-    def allocate(self, alloc: StateAllocator) -> None:
-        self.offset = alloc.take(self.n_branches)
-        for b in self.branches:
-            b.allocate(alloc)
-
-    def fill_states(self, states: List[torch.Tensor], batch: int, ref: torch.Tensor) -> None:
-        for j in range(self.n_branches):
-            states[self.offset + j] = ref.new_zeros(batch, self.channels[j], 0)
-        for b in self.branches:
-            b.fill_states(states, batch, ref)
 
     def forward(self, x: torch.Tensor, states: List[torch.Tensor], final: bool) -> torch.Tensor:
-        queues: List[torch.Tensor] = []
-        i = 0
-        for branch in self.branches:
-            y = branch(x, states, final)
-            q = states[self.offset + i]
-            queues.append(torch.cat([q, y], dim=2) if q.shape[2] > 0 else y)
-            i += 1
-        n = queues[0].shape[2]
-        for q in queues:
-            n = min(n, q.shape[2])
+        queues, n = self.queued(x, states, final)
         out = torch.cat([q[:, :, :n] for q in queues], dim=1)
-        for j in range(len(queues)):
-            states[self.offset + j] = queues[j][:, :, n:]
+        self.keep_rest(queues, n, states)
         return out
-
-    def out_count(self, n: int) -> int:
-        return min(b.out_count(n) for b in self.branches)
-
-    def in_range(self, a: int, b: int) -> Tuple[int, int]:
-        ranges = [br.in_range(a, b) for br in self.branches]
-        return min(r[0] for r in ranges), max(r[1] for r in ranges)
-
-

@@ -130,7 +130,9 @@ def inprocess_stream(voc, mels, chunk: int) -> dict:
         first.append(t_first if t_first is not None else wall)
         rtf.append(wall / (out.size / voc.sample_rate))
         diffs.append(float(np.abs(out - ref).max()))
-    return {"first_audio_p50": percentile(first, 50), "rtf_p50": percentile(rtf, 50), "max_diff": max(diffs)}
+    # One stream at a time on this process: 1 / RTF audio seconds per second is what streams can get in all.
+    return {"first_audio_p50": percentile(first, 50), "rtf_p50": percentile(rtf, 50), "max_diff": max(diffs),
+            "throughput": 1.0 / percentile(rtf, 50)}
 
 
 # ------------------------------------------------------------------------------------------------- load
@@ -190,12 +192,12 @@ async def stream_load(url: str, mels, refs, streams: int, chunk: int, duration: 
     from vocoder.serving import AsyncClient, ServingError
 
     _check_loopback(url)
-    first, rtf, ok, wrong, errors = [], [], 0, 0, {}
+    first, rtf, ok, wrong, errors, audio_s = [], [], 0, 0, {}, 0.0
     issued = 0
     deadline = time.perf_counter() + duration
 
     async def one_client(k: int, c):
-        nonlocal issued, ok, wrong
+        nonlocal issued, ok, wrong, audio_s
         i = k
         while time.perf_counter() < deadline and issued < max_utterances:
             issued += 1
@@ -226,13 +228,15 @@ async def stream_load(url: str, mels, refs, streams: int, chunk: int, duration: 
             ok += 1
             first.append(t_first)
             rtf.append(wall / (out.size / sample_rate))
+            audio_s += out.size / sample_rate
 
     async with AsyncClient(url, api_key=api_key) as c:
         t0 = time.perf_counter()
         await asyncio.gather(*(one_client(k, c) for k in range(streams)))
         wall = time.perf_counter() - t0
     return {"streams": streams, "utterances": issued, "ok": ok, "truncated_or_wrong": wrong, "errors": errors,
-            "wall_s": wall, "first_audio_p50": percentile(first, 50), "first_audio_p95": percentile(first, 95),
+            "wall_s": wall, "audio_s": audio_s, "throughput": audio_s / wall if wall else 0.0,
+            "first_audio_p50": percentile(first, 50), "first_audio_p95": percentile(first, 95),
             "first_audio_max": max(first) if first else None, "rtf_p50": percentile(rtf, 50),
             "rtf_max": max(rtf) if rtf else None, "faster_than_real_time": bool(rtf) and max(rtf) < 1.0}
 
@@ -308,12 +312,14 @@ def table(result: dict) -> str:
                      f"{h['truncated_or_wrong']} | {h['errors'] or 0} |")
     s_in = result.get("inprocess_stream")
     if s_in:
-        lines.append(f"| in-process `StreamingVocoder` | 1 | - | - | - | {_ms(s_in['first_audio_p50'])} | "
-                     f"{s_in['rtf_p50']:.3f} | - | - | - |")
+        lines.append(f"| in-process `StreamingVocoder` | 1 | {s_in['throughput']:.2f} | 1.00 | - | "
+                     f"{_ms(s_in['first_audio_p50'])} | {s_in['rtf_p50']:.3f} | - | - | - |")
     for key in ("stream_1", "stream_n"):
         s = result.get(key)
         if s:
-            lines.append(f"| WS /v1/stream | {s['streams']} | - | - | - | {_ms(s['first_audio_p50'])} / "
+            ratio = f"{s['throughput'] / s_in['throughput']:.2f}" if s_in else "-"
+            lines.append(f"| WS /v1/stream | {s['streams']} | {s['throughput']:.2f} | {ratio} | - | "
+                         f"{_ms(s['first_audio_p50'])} / "
                          f"{_ms(s['first_audio_p95'])} | {_fmt(s['rtf_p50'])} / {_fmt(s['rtf_max'])} | {s['ok']} | "
                          f"{s['truncated_or_wrong']} | {s['errors'] or 0} |")
     return "\n".join(lines)
@@ -338,6 +344,7 @@ def main(argv=None) -> int:
     p.add_argument("--streams", type=int, default=16)
     p.add_argument("--chunk-frames", type=int, default=10)
     p.add_argument("--stream-duration", type=float, default=30.0, help="seconds of the concurrent stream phase")
+    p.add_argument("--no-http", action="store_true", help="skip the synthesis phase (streams only)")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
 
@@ -348,25 +355,26 @@ def main(argv=None) -> int:
     threads = ["--threads", str(args.threads)] if args.threads else []
     result = {"args": vars(args), "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
-        voc = Vocoder.from_pretrained(args.model, random_init=not os.path.exists(args.model))
-        path = os.path.join(tmp, "model.pt")
-        voc.save(path)
-        mels, refs = make_utterances(voc, args.utterances, args.seconds)
-        print(f"model {args.model}: {voc.sample_rate} Hz, hop {voc.hop_length}; {args.utterances} utterances of "
-              f"{args.seconds} s; torch threads {torch.get_num_threads()}", file=sys.stderr)
-        before = inprocess_batched(voc, mels, args.clients, args.ceiling_s)
-        print(f"in-process: {before['throughput']:.2f} audio s/s", file=sys.stderr)
-        with ServerProcess(path, "--max-batch", str(args.clients), "--max-wait-ms", str(args.max_wait_ms),
-                           "--max-queue", str(4 * args.clients), "--stream-prewarm", "0", *threads) as srv:
-            asyncio.run(http_load(srv.url, mels[:1], refs[:1], 1, 5.0, 2))  # warm-up (first-call costs)
-            result["http"] = asyncio.run(http_load(srv.url, mels, refs, args.clients, args.duration,
-                                                   args.max_requests))
-        print(f"http: {result['http']['throughput']:.2f} audio s/s", file=sys.stderr)
-        # The ceiling again after the load (the machine's load may have changed): the table uses the mean.
-        after = inprocess_batched(voc, mels, args.clients, args.ceiling_s)
-        print(f"in-process again: {after['throughput']:.2f} audio s/s", file=sys.stderr)
-        result["inprocess"] = dict(before, throughput=(before["throughput"] + after["throughput"]) / 2,
-                                   throughput_before=before["throughput"], throughput_after=after["throughput"])
+        if not args.no_http:
+            voc = Vocoder.from_pretrained(args.model, random_init=not os.path.exists(args.model))
+            path = os.path.join(tmp, "model.pt")
+            voc.save(path)
+            mels, refs = make_utterances(voc, args.utterances, args.seconds)
+            print(f"model {args.model}: {voc.sample_rate} Hz, hop {voc.hop_length}; {args.utterances} utterances of "
+                  f"{args.seconds} s; torch threads {torch.get_num_threads()}", file=sys.stderr)
+            before = inprocess_batched(voc, mels, args.clients, args.ceiling_s)
+            print(f"in-process: {before['throughput']:.2f} audio s/s", file=sys.stderr)
+            with ServerProcess(path, "--max-batch", str(args.clients), "--max-wait-ms", str(args.max_wait_ms),
+                               "--max-queue", str(4 * args.clients), "--stream-prewarm", "0", *threads) as srv:
+                asyncio.run(http_load(srv.url, mels[:1], refs[:1], 1, 5.0, 2))  # warm-up (first-call costs)
+                result["http"] = asyncio.run(http_load(srv.url, mels, refs, args.clients, args.duration,
+                                                       args.max_requests))
+            print(f"http: {result['http']['throughput']:.2f} audio s/s", file=sys.stderr)
+            # The ceiling again after the load (the machine's load may have changed): the table uses the mean.
+            after = inprocess_batched(voc, mels, args.clients, args.ceiling_s)
+            print(f"in-process again: {after['throughput']:.2f} audio s/s", file=sys.stderr)
+            result["inprocess"] = dict(before, throughput=(before["throughput"] + after["throughput"]) / 2,
+                                       throughput_before=before["throughput"], throughput_after=after["throughput"])
         if args.stream_model:
             svoc = Vocoder.from_pretrained(args.stream_model, random_init=not os.path.exists(args.stream_model))
             spath = os.path.join(tmp, "stream.pt")
@@ -392,7 +400,7 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
-    bad = (result["http"]["truncated_or_wrong"]
+    bad = (result.get("http", {}).get("truncated_or_wrong", 0)
            + sum(result.get(k, {}).get("truncated_or_wrong", 0) for k in ("stream_1", "stream_n")))
     return 1 if bad else 0
 

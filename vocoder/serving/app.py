@@ -28,6 +28,7 @@ import torch
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.requests import ClientDisconnect
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from .batching import STREAM_PRIORITY, Batcher, ModelWorker, Overloaded, StreamPool
@@ -306,11 +307,14 @@ def create_app(voc, config: Optional[ServeConfig] = None) -> FastAPI:
             return _error(503, str(e), {"Retry-After": str(e.retry_after)})
         except ValueError as e:  # the model refused the mel (checked above, so rare: e.g. too few frames)
             return _error(400, f"the model cannot decode this mel: {e}")
+        except ClientDisconnect:  # gone while sending its body: nobody to answer
+            return Response(status_code=499)
         except Exception as e:
             log.exception("synthesis failed")
             return _error(500, f"synthesis failed: {type(e).__name__}: {e}")
         metrics.audio_seconds.labels("/v1/synthesize").inc(audio.size / sr)
-        return Response(encode_wav(audio, sr, fmt), media_type="audio/wav", headers={
+        wav = await asyncio.to_thread(encode_wav, audio, sr, fmt)
+        return Response(wav, media_type="audio/wav", headers={
             "X-Sample-Rate": str(sr), "X-Audio-Samples": str(audio.size), "X-Frames": str(mel.shape[1]),
             "X-Batch-Id": str(batch.batch_id), "X-Batch-Size": str(batch.size)})
 

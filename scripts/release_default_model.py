@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from vocoder.evaluation.gate import GATE, gate_failures  # noqa: E402
 from vocoder.evaluation.report import evaluate, format_table  # noqa: E402
 from vocoder.inference import Vocoder  # noqa: E402
-from vocoder.training.callbacks import export_inference_checkpoint  # noqa: E402
+from vocoder.training.checkpointing import export_inference_checkpoint  # noqa: E402
 from vocoder.utils import atomic_write_bytes  # noqa: E402
 
 log = logging.getLogger("release")

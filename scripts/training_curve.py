@@ -1,0 +1,95 @@
+#!/usr/bin/env python
+"""Score training checkpoints on held-out speech: one row per checkpoint, Griffin-Lim and the reference once.
+
+    python scripts/training_curve.py LABEL=runs/x/snap_15min.ckpt LABEL2=runs/x/checkpoints/last.ckpt ... \
+        [--corpus data/corpus] [--test-per-source 3] [--samples samples] [--json curve.json] [--threads 2]
+
+Each checkpoint (a Lightning ``.ckpt`` or our ``.pt``) is scored with ``vocoder.evaluation.evaluate`` on
+``samples/`` and on the release script's fixed subset of the corpus test split (voices never trained on), with
+the listener-facing metrics first: DistillMOS, DNSMOS OVRL, M-STFT, periodicity error, V/UV F1, then PESQ.
+Griffin-Lim (32 iterations) on the same mels and the reference clips' MOS are scored with the first checkpoint.
+Prints a Markdown table (the one in ``recipes/warm_start/README.md``) and the gate's verdict for each row.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from release_default_model import test_subset  # noqa: E402  (the release's fixed held-out subset)
+
+from vocoder.evaluation.gate import gate_failures  # noqa: E402
+from vocoder.evaluation.report import evaluate  # noqa: E402
+from vocoder.inference import Vocoder  # noqa: E402
+from vocoder.training.checkpointing import export_inference_checkpoint  # noqa: E402
+
+COLUMNS = ("distillmos", "dnsmos_ovrl", "mstft", "periodicity", "vuv_f1", "pesq")
+HEADERS = ("DistillMOS ↑", "DNSMOS ↑", "M-STFT ↓", "periodicity ↓", "V/UV F1 ↑", "PESQ ↑")
+
+
+def load(path: str) -> Vocoder:
+    if path.endswith(".ckpt"):
+        with tempfile.TemporaryDirectory() as tmp:
+            pt = Path(tmp) / "model.pt"
+            export_inference_checkpoint(path, pt)
+            return Vocoder.from_pretrained(str(pt))
+    return Vocoder.from_pretrained(path)
+
+
+def fmt(row: dict) -> str:
+    return " | ".join("-" if row.get(k) is None else f"{row[k]:.3f}" for k in COLUMNS)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoints", nargs="+", metavar="LABEL=PATH")
+    ap.add_argument("--corpus", default="data/corpus")
+    ap.add_argument("--test-per-source", type=int, default=3)
+    ap.add_argument("--samples", default=str(ROOT / "samples"))
+    ap.add_argument("--json", default=None, help="also write every report's means here")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    splits = {"samples": args.samples}
+    if (Path(args.corpus) / "test.txt").is_file():
+        splits["test"] = test_subset(Path(args.corpus), args.test_per_source)
+    rows, floors = [], {}
+    for item in args.checkpoints:
+        label, _, path = item.rpartition("=")
+        label = label or Path(path).stem
+        voc = load(path)
+        row = {"label": label, "path": path, "gan_step": int(voc.meta.get("gan_step", 0))}
+        for split, data in splits.items():
+            first = split not in floors
+            report = evaluate(voc, data, griffin_lim_floor=first, mos=True)
+            if first:
+                floors[split] = {"griffin_lim": report["mean"]["griffin_lim"], "reference": report["mean"]["reference"]}
+            row[split] = report["mean"]["vocoder"]
+        rows.append(row)
+        print(f"{label}: " + "; ".join(f"{s} {fmt(row[s])}" for s in splits), flush=True)
+    lines = []
+    for split in splits:
+        lines += [f"\n{split}:\n", f"| checkpoint | steps | {' | '.join(HEADERS)} | gate |",
+                  "|---|---|" + "---|" * (len(HEADERS) + 1)]
+        for r in rows:
+            failures = gate_failures(r[split], floors[split]["griffin_lim"])
+            verdict = "passes" if not failures else f"fails {len(failures)}/5"
+            lines.append(f"| {r['label']} | {r['gan_step']:,} | {fmt(r[split])} | {verdict} |")
+        lines.append(f"| Griffin-Lim, 32 iterations | | {fmt(floors[split]['griffin_lim'])} | |")
+        lines.append(f"| reference clips | | {fmt(floors[split]['reference'])} | |")
+    print("\n".join(lines))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "floors": floors}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

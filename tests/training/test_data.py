@@ -55,7 +55,7 @@ BAD = {"broken", "silent", "short"}
 
 def test_bad_files_skipped_with_one_warning_each(corpus, caplog):
     dm = _dm(corpus)
-    with caplog.at_level(logging.WARNING, logger="vocoder.training.data"):
+    with caplog.at_level(logging.WARNING, logger="vocoder.training.clips"):
         dm.setup("fit")
         dm.setup("validate")  # a second setup must not rescan (or warn again)
     used = {c.path.stem for c in dm.train_store.clips} | {c.path.stem for c in dm.val_store.clips}
@@ -224,7 +224,7 @@ def test_finetune_pairs_aligned(tmp_path, caplog):
     _write_pair(d, "wrongbands", 0.3, n_mels=MEL.n_mels + 1)
     _write_pair(d, "misaligned", 0.3, frames_delta=9)
     dm = _dm(d, finetune_mels=True, val_clips=1, batch_size=1)
-    with caplog.at_level(logging.WARNING, logger="vocoder.training.data"):
+    with caplog.at_level(logging.WARNING, logger="vocoder.training.clips"):
         dm.setup()
     skipped = {p.stem for p, _ in dm.train_store.skipped + dm.val_store.skipped}
     assert skipped == {"nomel", "wrongbands", "misaligned"}

@@ -13,6 +13,8 @@ hifigan       ln         1e-5          1      Slaney      no      (also BigVGAN,
 espnet        log10      1e-10         1      Slaney      yes     ``[T, n_mels]`` (ESPnet2 TTS LogMelFbank)
 pwg           log10      1e-10         1      Slaney      yes     ``[T, n_mels]`` (kan-bayashi/ParallelWaveGAN)
 coqui         20 log10   1e-5          1      Slaney      yes     minus ref 20 dB, scaled to [-4, 4] and clipped
+db            20 log10   1e-5          1      Slaney      yes     decibels, no normalisation (Coqui, signal_norm off)
+nemo          ln         1e-5          1      Slaney      yes     (NeMo TTS AudioToMelSpectrogramPreprocessor)
 ============  =========  ============  =====  ==========  ======  ===========================================
 
 * log base, dB scale, layout and Coqui's normalisation are undone exactly;
@@ -111,7 +113,15 @@ COQUI = MelConvention("coqui", log_base=10.0, scale=20.0, floor=1e-5, center=Tru
                       description="Coqui TTS AudioProcessor defaults: 20*log10(max(mel, 1e-5)) - 20 dB, "
                                   "symmetric normalisation to [-4, 4], clipped")
 
-CONVENTIONS: Dict[str, MelConvention] = {c.name: c for c in (HIFIGAN, SPEECHBRAIN, ESPNET, PARALLEL_WAVEGAN, COQUI)}
+DB = MelConvention("db", log_base=10.0, scale=20.0, floor=1e-5, center=True,
+                   description="decibels of the magnitude mel, 20*log10(max(mel, 1e-5)), no normalisation (Coqui TTS "
+                               "with signal_norm=False and ref_level_db=0)")
+NEMO = MelConvention("nemo", center=True,
+                     description="NeMo TTS AudioToMelSpectrogramPreprocessor as its HiFi-GAN configs set it: "
+                                 "ln(max(mel, 1e-5)) (log_zero_guard_type=clamp), mag_power 1, Slaney filters, centred")
+
+CONVENTIONS: Dict[str, MelConvention] = {c.name: c for c in (HIFIGAN, SPEECHBRAIN, ESPNET, PARALLEL_WAVEGAN, COQUI,
+                                                                DB, NEMO)}
 CONVENTIONS["bigvgan"] = HIFIGAN
 CONVENTIONS["ours"] = HIFIGAN
 CONVENTIONS["parallel_wavegan"] = PARALLEL_WAVEGAN

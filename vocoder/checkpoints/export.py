@@ -1,13 +1,15 @@
-"""Exporters: write a model back in the official layouts (BigVGAN, HiFi-GAN, Vocos), refusing what the official
-code cannot compute with a ``ValueError`` saying why."""
+"""Exporters: write a model back in the official layouts (BigVGAN, HiFi-GAN, Vocos, ParallelWaveGAN / ESPnet),
+refusing what the official code cannot compute with a ``ValueError`` saying why."""
 from __future__ import annotations
 
 import copy
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torchaudio
@@ -17,10 +19,11 @@ from ..audio.mel import MelConfig
 from ..nn.weight_normalization import fold_weight_norm, weight_key_kind
 from ..utils import atomic_torch_save, atomic_write_bytes
 from .official import BIGVGAN_WEIGHTS, CONFIG_JSON, hifigan_mel_problems
+from .pwg import PWG_CONFIG, pwg_config, pwg_layer_names
 from .state import PathLike, registry_name, unwrap_generator
 from .vocos import VOCOS_CONFIG, VOCOS_WEIGHTS, vocos_hparams
 
-__all__ = ["export_bigvgan", "export_hifigan", "export_vocos"]
+__all__ = ["export_bigvgan", "export_hifigan", "export_vocos", "export_parallel_wavegan"]
 
 
 def _official_json(generator: nn.Module, mel: MelConfig, extra: Mapping[str, Any]) -> dict:
@@ -129,3 +132,58 @@ def export_vocos(obj, folder: PathLike, mel_config: Optional[MelConfig] = None) 
     atomic_write_bytes(yaml.safe_dump(h, sort_keys=False).encode(), folder / VOCOS_CONFIG)
     atomic_torch_save(state, folder / VOCOS_WEIGHTS)
     return folder
+
+
+def export_parallel_wavegan(obj, folder: PathLike, mel_config: Optional[MelConfig] = None, steps: int = 0) -> Path:
+    """Write a ParallelWaveGAN (kan-bayashi) run that its ``parallel_wavegan.utils.load_model`` loads strictly, and
+    ESPnet with it (``vocoder_file=`` / ``TTSTask.build_vocoder_from_file``): ``config.yml``,
+    ``checkpoint-<steps>steps.pkl`` (``{"model": {"generator": state_dict}}``, weight norm as ``weight_g`` /
+    ``weight_v``) and ``stats.npy`` (``format: npy``).
+
+    ``obj`` is a :class:`~vocoder.inference.Vocoder` or a ``hifigan`` / ``melgan`` generator (then ``mel_config``
+    is needed). ParallelWaveGAN's generators take log10 mels normalised with the statistics (``inference(c,
+    normalize_before=True)``, which ESPnet uses when the statistics are there): a model of ours, which takes the
+    natural log, gets ``mean = 0, scale = 1 / ln 10`` (so the normalised features are our log-mel exactly); one
+    imported from ParallelWaveGAN keeps its own. Returns the checkpoint's path.
+    """
+    generator, mel = unwrap_generator(obj)
+    mel = mel_config or mel
+    if mel is None:
+        raise ValueError("export_parallel_wavegan needs the MelConfig (pass mel_config= or a Vocoder)")
+    name = registry_name(generator)
+    problems = hifigan_mel_problems(mel)
+    if problems:
+        raise ValueError(f"export_parallel_wavegan: ParallelWaveGAN's config.yml describes a librosa Slaney mel, this "
+                         f"model takes another: {', '.join(problems)}; save it in our format")
+    h = pwg_config(name, generator.config, mel)
+    folded = _folded_state(generator)
+    if "input_norm.mean" in folded:
+        mean, scale = folded.pop("input_norm.mean"), folded.pop("input_norm.scale")
+    else:
+        mean = torch.zeros(mel.n_mels)
+        scale = torch.full((mel.n_mels,), 1.0 / math.log(10.0))
+    layers: Dict[str, Dict[str, torch.Tensor]] = {}  # our module prefix -> {weight, bias}, in state-dict order
+    for k, v in folded.items():
+        module, _, leaf = k.rpartition(".")
+        layers.setdefault(module, {})[leaf] = v
+    theirs = pwg_layer_names(h)
+    if len(theirs) != len(layers):
+        raise ValueError(f"export_parallel_wavegan: {len(layers)} weighted layers in the model, ParallelWaveGAN's "
+                         f"{h['generator_type']} has {len(theirs)}")
+    state: Dict[str, torch.Tensor] = {}
+    for their, (ours, entries) in zip(theirs, layers.items()):
+        if set(entries) != {"weight", "bias"}:
+            raise ValueError(f"export_parallel_wavegan: layer {ours} holds {sorted(entries)}, expected weight + bias")
+        w = entries["weight"]
+        state[f"{their}.bias"] = entries["bias"]
+        state[f"{their}.weight_g"] = torch.norm_except_dim(w, 2, 0)  # torch.nn.utils.weight_norm(dim=0) halves
+        state[f"{their}.weight_v"] = w
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(yaml.safe_dump(h, sort_keys=False).encode(), folder / PWG_CONFIG)
+    stats = np.stack([mean.numpy(), scale.numpy()]).astype(np.float32)
+    with open(folder / "stats.npy", "wb") as f:
+        np.save(f, stats)
+    path = folder / f"checkpoint-{int(steps)}steps.pkl"
+    atomic_torch_save({"model": {"generator": state}, "steps": int(steps), "epochs": 0}, path)
+    return path

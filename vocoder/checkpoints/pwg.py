@@ -20,7 +20,7 @@ from ..generators.registry import build_generator, check_generator_fits_mel
 from ..nn.weight_normalization import weight_key_kind
 from .state import PathLike, load_matching_form, read_yaml, strip_prefix, torch_load
 
-__all__ = ["PWG_CONFIG", "import_parallel_wavegan", "latest_pwg_file"]
+__all__ = ["PWG_CONFIG", "import_parallel_wavegan", "latest_pwg_file", "pwg_config", "pwg_layer_names"]
 
 
 PWG_CONFIG = "config.yml"
@@ -102,6 +102,61 @@ def _pwg_generator_config(h: Mapping[str, Any], where: str):
     cfg = MelGANConfig(n_mels=n_mels, ngf=channels // 2 ** len(ratios), ratios=ratios,
                        n_residual_layers=int(params["stacks"]), input_norm="log10_standardize")
     return "melgan", cfg
+
+
+def pwg_config(name: str, cfg, mel: MelConfig) -> Dict[str, Any]:
+    """The ``config.yml`` of ParallelWaveGAN that builds our generator ``name`` (``"hifigan"`` / ``"melgan"``) with
+    config ``cfg``: ``generator_type``, full ``generator_params``, the feature settings and ``format: npy`` (its
+    ``load_model`` then reads ``stats.npy`` beside the checkpoint). The inverse of :func:`_pwg_generator_config`;
+    ``ValueError`` for what ParallelWaveGAN's generators cannot build."""
+    if name == "hifigan":
+        bad = [(u, k) for u, k in zip(cfg.upsample_rates, cfg.upsample_kernel_sizes) if u % 2 or k != 2 * u]
+        if bad:
+            raise ValueError(f"ParallelWaveGAN's HiFiGANGenerator pads its upsamplers for kernel = 2 x scale with an "
+                             f"even scale; this model has (scale, kernel) {bad}")
+        kind = "HiFiGANGenerator"
+        params = dict(_PWG_DEFAULTS[kind], in_channels=cfg.n_mels, channels=cfg.upsample_initial_channel,
+                      upsample_scales=list(cfg.upsample_rates), upsample_kernel_sizes=list(cfg.upsample_kernel_sizes),
+                      resblock_kernel_sizes=list(cfg.resblock_kernel_sizes),
+                      resblock_dilations=[list(d) for d in cfg.resblock_dilation_sizes],
+                      use_additional_convs=cfg.resblock == "1")
+    elif name == "melgan":
+        kind = "MelGANGenerator"
+        params = dict(_PWG_DEFAULTS[kind], in_channels=cfg.n_mels, channels=cfg.ngf * 2 ** len(cfg.ratios),
+                      upsample_scales=list(cfg.ratios), stacks=cfg.n_residual_layers)
+    else:
+        raise ValueError(f"ParallelWaveGAN has no generator for our {name} family (exportable: hifigan, melgan)")
+    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
+    params["nonlinear_activation_params"] = dict(params["nonlinear_activation_params"])
+    if kind == "HiFiGANGenerator":
+        params.pop("global_channels")  # newer releases only: 0.6.1 refuses the keyword
+    return {"sampling_rate": mel.sample_rate, "fft_size": mel.n_fft, "hop_size": mel.hop_length,
+            "win_length": mel.win_length, "window": "hann", "num_mels": mel.n_mels, "fmin": float(mel.fmin),
+            "fmax": float(mel.fmax if mel.fmax is not None else mel.sample_rate / 2), "global_gain_scale": 1.0,
+            "format": "npy", "generator_type": kind, "generator_params": params}
+
+
+def pwg_layer_names(h: Mapping[str, Any]) -> list:
+    """ParallelWaveGAN's module names of the weighted layers of the generator a ``config.yml`` builds, in
+    state-dict order (the order of our generator's layers: the importer maps by position)."""
+    kind = h["generator_type"]
+    p = {**_PWG_DEFAULTS[kind], **dict(h["generator_params"])}
+    if kind == "HiFiGANGenerator":
+        names = ["input_conv"] + [f"upsamples.{i}.1" for i in range(len(p["upsample_scales"]))]
+        convs = ("convs1", "convs2") if p["use_additional_convs"] else ("convs1",)
+        for b in range(len(p["upsample_scales"]) * len(p["resblock_kernel_sizes"])):
+            dil = p["resblock_dilations"][b % len(p["resblock_kernel_sizes"])]
+            names += [f"blocks.{b}.{c}.{j}.1" for c in convs for j in range(len(dil))]
+        return names + ["output_conv.1"]
+    if kind == "MelGANGenerator":  # one nn.Sequential: pad, conv, then per scale LeakyReLU, conv-T, stacks, ...
+        names, i = ["melgan.1"], 2
+        for _ in p["upsample_scales"]:
+            names.append(f"melgan.{i + 1}")
+            for s in range(p["stacks"]):
+                names += [f"melgan.{i + 2 + s}.stack.2", f"melgan.{i + 2 + s}.stack.4", f"melgan.{i + 2 + s}.skip_layer"]
+            i += 2 + p["stacks"]
+        return names + [f"melgan.{i + 2}"]
+    raise ValueError(f"generator_type {kind} is not supported (exportable: HiFiGANGenerator, MelGANGenerator)")
 
 
 def _pwg_mel_config(h: Mapping[str, Any], where: str) -> MelConfig:

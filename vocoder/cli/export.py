@@ -1,30 +1,52 @@
-"""``vocoder export``: a training checkpoint (Lightning ``.ckpt``) -> our inference checkpoint (``.pt``).
+"""``vocoder export``: a training checkpoint -> our inference checkpoint, or a model -> another toolkit's format.
 
-    vocoder export RUN_DIR/checkpoints/last.ckpt model.pt [--keep-weight-norm]
+    vocoder export RUN_DIR/checkpoints/last.ckpt model.pt [--keep-weight-norm]     # --format pt (the default)
+    vocoder export --format parallel-wavegan MODEL DIR      # config.yml + checkpoint-<N>steps.pkl + stats.npy
 
-The result loads with ``Vocoder.from_pretrained("model.pt")``; weight norm is folded into plain weights unless
-``--keep-weight-norm`` is given: then the generator keeps ``weight_g``/``weight_v`` (bit-exact training weights),
-a warm start for ``vocoder train --init-generator model.pt`` (folded files load exactly too).
+``--format pt``: the result loads with ``Vocoder.from_pretrained("model.pt")``; weight norm is folded into plain
+weights unless ``--keep-weight-norm`` is given: then the generator keeps ``weight_g``/``weight_v`` (bit-exact
+training weights), a warm start for ``vocoder train --init-generator model.pt`` (folded files load exactly too).
+
+The other formats take MODEL as anything ``Vocoder.from_pretrained`` reads (our ``.pt``, official folders, ...):
+``parallel-wavegan`` writes what ``parallel_wavegan.utils.load_model`` (and ESPnet with it) loads, for HiFi-GAN and
+MelGAN generators.
 """
 from __future__ import annotations
 
 import argparse
 
+FORMATS = ("pt", "parallel-wavegan")
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("export", help="training checkpoint -> inference checkpoint (.pt)", description=__doc__,
+    p = subparsers.add_parser("export", help="training checkpoint -> inference checkpoint (.pt), or a model -> "
+                                             "another toolkit's format", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", help="Lightning checkpoint written by `vocoder train` (.ckpt)")
-    p.add_argument("output", help="inference checkpoint to write (.pt)")
-    p.add_argument("--keep-weight-norm", action="store_true", help="write weight_g/weight_v as trained instead of folded weights (a warm start for "
-                        "--init-generator)")
+    p.add_argument("checkpoint", metavar="MODEL",
+                   help="--format pt: Lightning checkpoint written by `vocoder train` (.ckpt); other formats: "
+                        "anything Vocoder.from_pretrained reads")
+    p.add_argument("output", metavar="OUT", help="file (pt) or folder (parallel-wavegan) to write")
+    p.add_argument("--format", choices=FORMATS, default="pt", help="what to write (default: pt)")
+    p.add_argument("--keep-weight-norm", action="store_true", help="pt: write weight_g/weight_v as trained instead of "
+                   "folded weights (a warm start for --init-generator)")
+    p.add_argument("--steps", type=int, default=0, help="parallel-wavegan: the N of checkpoint-<N>steps.pkl")
     return p
 
 
 def run(args) -> int:
-    # deferred: start-up time of the CLI (model code, Lightning, matplotlib load only when run)
-    from ..training.callbacks import export_inference_checkpoint
+    if args.format == "pt":
+        # deferred: start-up time of the CLI (model code, Lightning, matplotlib load only when run)
+        from ..training.callbacks import export_inference_checkpoint
 
-    out = export_inference_checkpoint(args.checkpoint, args.output, fold_weight_norm=not args.keep_weight_norm)
+        out = export_inference_checkpoint(args.checkpoint, args.output, fold_weight_norm=not args.keep_weight_norm)
+        print(out)
+        return 0
+    from ..inference import Vocoder  # deferred, as above
+
+    voc = Vocoder.from_pretrained(args.checkpoint)
+    if args.format == "parallel-wavegan":
+        from ..checkpoints import export_parallel_wavegan
+
+        out = export_parallel_wavegan(voc, args.output, steps=args.steps)
     print(out)
     return 0

@@ -2,6 +2,7 @@
 
     vocoder export RUN_DIR/checkpoints/last.ckpt model.pt [--keep-weight-norm]     # --format pt (the default)
     vocoder export --format parallel-wavegan MODEL DIR      # config.yml + checkpoint-<N>steps.pkl + stats.npy
+    vocoder export --format speechbrain MODEL DIR           # hyperparams.yaml + generator.ckpt
 
 ``--format pt``: the result loads with ``Vocoder.from_pretrained("model.pt")``; weight norm is folded into plain
 weights unless ``--keep-weight-norm`` is given: then the generator keeps ``weight_g``/``weight_v`` (bit-exact
@@ -9,13 +10,14 @@ training weights), a warm start for ``vocoder train --init-generator model.pt`` 
 
 The other formats take MODEL as anything ``Vocoder.from_pretrained`` reads (our ``.pt``, official folders, ...):
 ``parallel-wavegan`` writes what ``parallel_wavegan.utils.load_model`` (and ESPnet with it) loads, for HiFi-GAN and
-MelGAN generators.
+MelGAN generators; ``speechbrain`` what SpeechBrain's ``HIFIGAN.from_hparams(source=DIR)`` loads (any family; the
+folder names a class of this package).
 """
 from __future__ import annotations
 
 import argparse
 
-FORMATS = ("pt", "parallel-wavegan")
+FORMATS = ("pt", "parallel-wavegan", "speechbrain")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -25,7 +27,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("checkpoint", metavar="MODEL",
                    help="--format pt: Lightning checkpoint written by `vocoder train` (.ckpt); other formats: "
                         "anything Vocoder.from_pretrained reads")
-    p.add_argument("output", metavar="OUT", help="file (pt) or folder (parallel-wavegan) to write")
+    p.add_argument("output", metavar="OUT", help="file (pt) or folder (parallel-wavegan, speechbrain) to write")
     p.add_argument("--format", choices=FORMATS, default="pt", help="what to write (default: pt)")
     p.add_argument("--keep-weight-norm", action="store_true", help="pt: write weight_g/weight_v as trained instead of "
                    "folded weights (a warm start for --init-generator)")
@@ -48,5 +50,9 @@ def run(args) -> int:
         from ..checkpoints import export_parallel_wavegan
 
         out = export_parallel_wavegan(voc, args.output, steps=args.steps)
+    elif args.format == "speechbrain":
+        from ..plugins.speechbrain import export_speechbrain
+
+        out = export_speechbrain(voc, args.output)
     print(out)
     return 0

@@ -20,7 +20,9 @@ FAMILIES = {
                             "snake_logscale": True}),
     "vocos": ("vocos", {"n_mels": 20, "dim": 32, "intermediate_dim": 64, "num_layers": 2, "n_fft": 64,
                         "hop_length": 16, "padding": "center"}),
-    "vocos_prior": ("vocos", {"n_mels": 20, "dim": 32, "intermediate_dim": 64, "num_layers": 2, "n_fft": 64,
+    # n_fft 128: the pinv prior of the 64-point, 20-band filterbank is near singular (entries ~1e8), so float32
+    # rounding alone moves its output (any two matmul orders differ); at 128 points the entries stay ~1e2
+    "vocos_prior": ("vocos", {"n_mels": 20, "dim": 32, "intermediate_dim": 64, "num_layers": 2, "n_fft": 128,
                               "hop_length": 16, "padding": "same", "head": "atan2", "prior": "pinv",
                               "sample_rate": 8000, "fmin": 0.0, "fmax": 4000.0}),
 }

@@ -37,7 +37,7 @@ def test_speechbrain_loads_and_decodes_our_audio(tmp_path, family, capsys):
     one = sb.decode_spectrogram(mel[1])
     with capsys.disabled():
         print(f"\n[speechbrain export {family}] HIFIGAN.decode_batch vs ours: max abs diff {diff:.2e}")
-    assert want.std() > 1e-2 and got.shape == (2, 1, want.shape[-1]) and diff < 1e-4
+    assert want.std() > 1e-3 and got.shape == (2, 1, want.shape[-1]) and diff < 1e-4
     assert one.shape == (1, want.shape[-1]) and (one[0] - want[1]).abs().max() < 1e-4
     # its own masking of padded items (mel_lens in frames, hop_len ours)
     masked = sb.decode_batch(mel, mel_lens=torch.tensor([mel.shape[-1], 10]), hop_len=voc.hop_length)

@@ -6,7 +6,8 @@ spelling into a model), :mod:`.native` (our format), :mod:`.official` (BigVGAN, 
 (ParallelWaveGAN), :mod:`.vocos` (Vocos), :mod:`.export` (official layouts back), :mod:`.load` (the dispatcher).
 """
 from ..nn.weight_normalization import fold_weight_norm
-from .export import export_bigvgan, export_hifigan, export_parallel_wavegan, export_vocos
+from .export import (export_bigvgan, export_hifigan, export_onnx, export_parallel_wavegan, export_torchscript,
+                     export_vocos)
 from .load import checkpoint_kind, load_checkpoint
 from .native import FORMAT_NAME, FORMAT_VERSION, save_checkpoint
 from .official import import_bigvgan, import_hifigan
@@ -17,7 +18,7 @@ from .vocos import import_vocos, vocos_configs, vocos_hparams
 __all__ = [
     "FORMAT_NAME", "FORMAT_VERSION", "save_checkpoint", "load_checkpoint", "load_generator_state",
     "fold_weight_norm", "import_bigvgan", "import_hifigan", "import_parallel_wavegan", "import_vocos",
-    "export_bigvgan", "export_hifigan", "export_vocos", "export_parallel_wavegan", "checkpoint_kind", "vocos_configs",
-    "vocos_hparams",
+    "export_bigvgan", "export_hifigan", "export_vocos", "export_parallel_wavegan", "export_torchscript",
+    "export_onnx", "checkpoint_kind", "vocos_configs", "vocos_hparams",
     "torch_load",
 ]

@@ -1,5 +1,6 @@
 """Exporters: write a model back in the official layouts (BigVGAN, HiFi-GAN, Vocos, ParallelWaveGAN / ESPnet),
-refusing what the official code cannot compute with a ``ValueError`` saying why."""
+refusing what the official code cannot compute with a ``ValueError`` saying why; and as graphs that run without
+this package (TorchScript, ONNX)."""
 from __future__ import annotations
 
 import copy
@@ -16,6 +17,7 @@ import torchaudio
 import yaml
 
 from ..audio.mel import MelConfig
+from ..kernels.dispatch import use_kernels
 from ..nn.weight_normalization import fold_weight_norm, weight_key_kind
 from ..utils import atomic_torch_save, atomic_write_bytes
 from .official import BIGVGAN_WEIGHTS, CONFIG_JSON, hifigan_mel_problems
@@ -23,7 +25,8 @@ from .pwg import PWG_CONFIG, pwg_config, pwg_layer_names
 from .state import PathLike, registry_name, unwrap_generator
 from .vocos import VOCOS_CONFIG, VOCOS_WEIGHTS, vocos_hparams
 
-__all__ = ["export_bigvgan", "export_hifigan", "export_vocos", "export_parallel_wavegan"]
+__all__ = ["export_bigvgan", "export_hifigan", "export_vocos", "export_parallel_wavegan", "export_torchscript",
+           "export_onnx", "GraphGenerator"]
 
 
 def _official_json(generator: nn.Module, mel: MelConfig, extra: Mapping[str, Any]) -> dict:
@@ -186,4 +189,128 @@ def export_parallel_wavegan(obj, folder: PathLike, mel_config: Optional[MelConfi
         np.save(f, stats)
     path = folder / f"checkpoint-{int(steps)}steps.pkl"
     atomic_torch_save({"model": {"generator": state}, "steps": int(steps), "epochs": 0}, path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------ graphs
+class GraphGenerator(nn.Module):
+    """``mel [B, n_mels, T] -> audio [B, T * hop]`` as the exported graphs compute it: a float32 CPU copy of the
+    generator with weight norm folded, BigVGAN's activation in its PyTorch reference form (upsample, Snake,
+    low-pass: no fused kernel, which neither TorchScript files nor ONNX runtimes have), and a family's
+    ``graph_forward`` where it has one (Vocos: the inverse STFT in real arithmetic, no complex tensors or atan2)."""
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.generator = fold_weight_norm(copy.deepcopy(generator).cpu().float()).requires_grad_(False)
+        self.eval()
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        g = self.generator
+        wav = g.graph_forward(mel) if hasattr(g, "graph_forward") else g(mel)
+        return wav.squeeze(1)
+
+
+def _graph_source(obj, mel_config: Optional[MelConfig], who: str) -> Tuple[GraphGenerator, MelConfig]:
+    generator, mel = unwrap_generator(obj)
+    mel = mel_config or mel
+    if mel is None:
+        raise ValueError(f"{who} needs the MelConfig (pass mel_config= or a Vocoder)")
+    registry_name(generator)  # a registered generator, not an arbitrary module
+    return GraphGenerator(generator), mel
+
+
+def _graph_meta(module: GraphGenerator, mel: MelConfig) -> Dict[str, str]:
+    """What a serving stack needs to know beside the graph: rate, hop, bands, the mel settings, the generator."""
+    g = module.generator
+    return {"sample_rate": str(mel.sample_rate), "hop_length": str(mel.hop_length), "n_mels": str(mel.n_mels),
+            "mel": json.dumps(mel.to_dict()), "generator": registry_name(g),
+            "generator_config": json.dumps(dataclasses.asdict(g.config)),
+            "input": "mel float32 [batch, n_mels, frames] (natural-log mel, the `mel` settings)",
+            "output": "audio float32 [batch, frames * hop_length]"}
+
+
+def _example(module: GraphGenerator, batch: int, frames: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, module.generator.n_mels, frames, generator=gen) - 5.0
+
+
+def _check_graph(run, module: GraphGenerator, who: str, tolerance: float = 1e-4) -> float:
+    """Run the exported graph on a batch size and a length other than the traced ones; ``RuntimeError`` if it
+    differs from the module (a shape baked into the graph). Returns the max abs diff."""
+    worst = 0.0
+    for batch, frames in ((1, 45), (3, 23)):
+        mel = _example(module, batch, frames, seed=batch)
+        with torch.no_grad():
+            want = module(mel)
+        got = run(mel)
+        if tuple(got.shape) != tuple(want.shape):
+            raise RuntimeError(f"{who}: the exported graph gives shape {tuple(got.shape)} for {tuple(mel.shape)}, "
+                               f"expected {tuple(want.shape)}")
+        worst = max(worst, float((got - want).abs().max()))
+    if worst > tolerance:
+        raise RuntimeError(f"{who}: the exported graph differs from the model by {worst:.2e} (> {tolerance})")
+    return worst
+
+
+def export_torchscript(obj, path: PathLike, mel_config: Optional[MelConfig] = None) -> Path:
+    """Write a TorchScript file: ``torch.jit.load(path)(mel [B, n_mels, T]) -> audio [B, T * hop]`` (float32,
+    CPU; ``.to("cuda")`` after loading), any batch size and length, without this package.
+
+    Traced (the generators' Python input checks are not part of the graph) from :class:`GraphGenerator`, so the
+    graph holds the reference activation; checked on other batch sizes and lengths than the traced one. The file
+    carries ``vocoder.json`` (:func:`torch.jit.load` ``_extra_files``): sample rate, hop, bands, mel settings,
+    generator. Returns ``path``.
+    """
+    module, mel = _graph_source(obj, mel_config, "export_torchscript")
+    example = _example(module, 2, 32, seed=0)
+    with torch.enable_grad(), use_kernels(False):  # grad mode: FastConv1d keeps the plain convolution
+        traced = torch.jit.trace(module, example, check_trace=False)
+    with torch.no_grad():
+        _check_graph(lambda m: traced(m), module, "export_torchscript")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.jit.save(traced, str(tmp), _extra_files={"vocoder.json": json.dumps(_graph_meta(module, mel))})
+    tmp.replace(path)
+    return path
+
+
+def export_onnx(obj, path: PathLike, mel_config: Optional[MelConfig] = None, opset: Optional[int] = None) -> Path:
+    """Write one ONNX file (weights inside): input ``mel`` float32 ``[batch, n_mels, frames]``, output ``audio``
+    float32 ``[batch, frames * hop]``, both axes dynamic; the metadata properties hold the sample rate, hop, bands,
+    mel settings and generator.
+
+    Exported with torch's ONNX exporter (``dynamo=True``, which needs the ``onnxscript`` package) from
+    :class:`GraphGenerator`: folded weights, BigVGAN's reference activation (ONNX has no fused anti-aliased
+    activation op: the graph holds its ConvTranspose / Sin / Conv), Vocos's inverse STFT as a ConvTranspose.
+    Checked with onnxruntime, when installed, on other batch sizes and lengths than the traced one. Returns
+    ``path``.
+    """
+    # deferred: onnx / onnxscript are optional (only this exporter needs them)
+    try:
+        import onnx
+        import onnxscript  # noqa: F401  (torch.onnx.export(dynamo=True) imports it)
+    except ImportError as e:
+        raise ValueError(f"export_onnx needs the onnx and onnxscript packages (pip install onnxscript): {e}") from None
+    module, mel = _graph_source(obj, mel_config, "export_onnx")
+    example = _example(module, 2, 32, seed=0)
+    dims = ({0: torch.export.Dim("batch"), 2: torch.export.Dim("frames")},)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    kwargs = {} if opset is None else {"opset_version": opset}
+    with torch.enable_grad(), use_kernels(False):
+        torch.onnx.export(module, (example,), str(tmp), dynamo=True, input_names=["mel"], output_names=["audio"],
+                          dynamic_shapes=dims, external_data=False, verbose=False, **kwargs)
+    model = onnx.load(str(tmp))
+    onnx.helper.set_model_props(model, _graph_meta(module, mel))
+    onnx.save(model, str(tmp))
+    try:
+        import onnxruntime  # deferred: optional, only for the check
+    except ImportError:
+        onnxruntime = None
+    if onnxruntime is not None:
+        session = onnxruntime.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+        _check_graph(lambda m: torch.from_numpy(session.run(None, {"mel": m.numpy()})[0]), module, "export_onnx")
+    tmp.replace(path)
     return path

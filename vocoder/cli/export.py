@@ -3,6 +3,8 @@
     vocoder export RUN_DIR/checkpoints/last.ckpt model.pt [--keep-weight-norm]     # --format pt (the default)
     vocoder export --format parallel-wavegan MODEL DIR      # config.yml + checkpoint-<N>steps.pkl + stats.npy
     vocoder export --format speechbrain MODEL DIR           # hyperparams.yaml + generator.ckpt
+    vocoder export --format torchscript MODEL model.ts      # torch.jit.load(...)(mel [B, n_mels, T]) -> [B, T * hop]
+    vocoder export --format onnx MODEL model.onnx           # input "mel", output "audio"; dynamic batch and time
 
 ``--format pt``: the result loads with ``Vocoder.from_pretrained("model.pt")``; weight norm is folded into plain
 weights unless ``--keep-weight-norm`` is given: then the generator keeps ``weight_g``/``weight_v`` (bit-exact
@@ -11,13 +13,15 @@ training weights), a warm start for ``vocoder train --init-generator model.pt`` 
 The other formats take MODEL as anything ``Vocoder.from_pretrained`` reads (our ``.pt``, official folders, ...):
 ``parallel-wavegan`` writes what ``parallel_wavegan.utils.load_model`` (and ESPnet with it) loads, for HiFi-GAN and
 MelGAN generators; ``speechbrain`` what SpeechBrain's ``HIFIGAN.from_hparams(source=DIR)`` loads (any family; the
-folder names a class of this package).
+folder names a class of this package); ``torchscript`` and ``onnx`` one file that runs without this package, for
+every generator family (weight norm folded, BigVGAN's reference activation), checked against the model on other
+batch sizes and lengths than the traced one (ONNX with onnxruntime, when installed; the export needs onnxscript).
 """
 from __future__ import annotations
 
 import argparse
 
-FORMATS = ("pt", "parallel-wavegan", "speechbrain")
+FORMATS = ("pt", "parallel-wavegan", "speechbrain", "torchscript", "onnx")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -27,7 +31,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("checkpoint", metavar="MODEL",
                    help="--format pt: Lightning checkpoint written by `vocoder train` (.ckpt); other formats: "
                         "anything Vocoder.from_pretrained reads")
-    p.add_argument("output", metavar="OUT", help="file (pt) or folder (parallel-wavegan, speechbrain) to write")
+    p.add_argument("output", metavar="OUT", help="file (pt, torchscript, onnx) or folder (parallel-wavegan, speechbrain) to write")
     p.add_argument("--format", choices=FORMATS, default="pt", help="what to write (default: pt)")
     p.add_argument("--keep-weight-norm", action="store_true", help="pt: write weight_g/weight_v as trained instead of "
                    "folded weights (a warm start for --init-generator)")
@@ -54,5 +58,13 @@ def run(args) -> int:
         from ..plugins.speechbrain import export_speechbrain
 
         out = export_speechbrain(voc, args.output)
+    elif args.format == "torchscript":
+        from ..checkpoints import export_torchscript
+
+        out = export_torchscript(voc, args.output)
+    else:
+        from ..checkpoints import export_onnx
+
+        out = export_onnx(voc, args.output)
     print(out)
     return 0

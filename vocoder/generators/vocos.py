@@ -147,6 +147,20 @@ class FourierHead(nn.Module):
         amp = torch.exp(log_amplitude).clip(max=MAX_AMPLITUDE)
         return self.istft(torch.complex(amp * torch.cos(phase), amp * torch.sin(phase)))
 
+    def graph_parts(self, hidden: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``hidden -> (log_amplitude, cos(phase), sin(phase))`` without ``atan2`` (ONNX has none): for the
+        ``"atan2"`` head ``(R, I) / |R + iI|``, and ``(1, 0)`` where both are 0 (``atan2(0, 0) = 0``)."""
+        x = self.out(hidden.transpose(1, 2)).transpose(1, 2)
+        if self.kind == "vocos":
+            log_amp, phase = x.chunk(2, dim=1)
+            return log_amp, torch.cos(phase), torch.sin(phase)
+        log_amp, real, imag = x.chunk(3, dim=1)
+        radius = torch.sqrt(real * real + imag * imag)
+        zero = radius == 0
+        safe = torch.where(zero, torch.ones_like(radius), radius)
+        return (log_amp, torch.where(zero, torch.ones_like(real), real / safe),
+                torch.where(zero, torch.zeros_like(imag), imag / safe))
+
 
 def stream_vocos(gen: "VocosGenerator") -> StreamSequential:
     """Vocos: ConvNeXt backbone at frame rate (the 7-tap embed and depthwise convs keep 3 frames of context
@@ -228,6 +242,22 @@ class VocosGenerator(nn.Module):
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         return self.synthesize(*self.spectrum(mel))
+
+    def graph_forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` in real arithmetic, for TorchScript tracing and ONNX export (no complex tensors, FFT,
+        ``atan2`` or sizes computed from the input: :meth:`FourierHead.graph_parts`,
+        :meth:`~vocoder.nn.convnext.InverseSTFT.forward_real`); equal to it to float32 rounding."""
+        if self.prior_basis is None:
+            prior = None
+            hidden = self.backbone(mel)
+        else:
+            prior = self.prior_log_amplitude(mel).to(mel.dtype)
+            hidden = self.backbone(prior if self.config.prior_input else mel)
+        log_amp, cos, sin = self.head.graph_parts(hidden)
+        if prior is not None:
+            log_amp = prior + log_amp
+        amp = torch.exp(log_amp).clip(max=MAX_AMPLITUDE)
+        return self.head.istft.forward_real(amp * cos, amp * sin).unsqueeze(1)
 
     def remove_weight_norm(self) -> None:
         """Nothing to fold: the family has no weight norm (kept for the generator contract)."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -73,4 +75,38 @@ class InverseSTFT(nn.Module):
         y = F.fold(x, output_size=(1, size), kernel_size=(1, n), stride=(1, hop))[:, 0, 0, pad:size - pad]
         env = F.fold(self.window.square()[None, :, None].expand(1, n, frames), output_size=(1, size),
                      kernel_size=(1, n), stride=(1, hop))[0, 0, 0, pad:size - pad]
+        return y / env
+
+    def synthesis_basis(self) -> torch.Tensor:
+        """``[2 * (n_fft//2+1), 1, n_fft]``: the inverse real DFT of the real and the imaginary parts, times the
+        window, as the kernel of a transposed convolution with stride ``hop`` (that is the overlap-add)."""
+        n = self.n_fft
+        k = torch.arange(n // 2 + 1, dtype=torch.float64)[:, None]
+        t = torch.arange(n, dtype=torch.float64)[None, :]
+        weight = torch.full((n // 2 + 1, 1), 2.0, dtype=torch.float64)
+        weight[0] = 1.0
+        if n % 2 == 0:
+            weight[-1] = 1.0  # irfft: DC and Nyquist once, the other bins twice (conjugate symmetry)
+        angle = 2 * math.pi * k * t / n
+        win = self.window.detach().to(torch.float64).cpu()[None, :]
+        basis = torch.cat([weight * torch.cos(angle), -weight * torch.sin(angle)]) * win / n
+        return basis[:, None, :].to(dtype=self.window.dtype, device=self.window.device)
+
+    def forward_real(self, real: torch.Tensor, imag: torch.Tensor) -> torch.Tensor:
+        """What :meth:`forward` computes for ``torch.complex(real, imag)`` (``[B, n_fft//2+1, T]`` each), in real
+        arithmetic with no FFT, fold or size computed from the input: a transposed convolution and constant
+        trims. TorchScript tracing and ONNX export take it with a dynamic frame axis; it equals :meth:`forward`
+        to float32 rounding (a direct DFT instead of an FFT)."""
+        n, hop = self.n_fft, self.hop_length
+        basis = self.synthesis_basis()
+        y = F.conv_transpose1d(torch.cat([real, imag], dim=1), basis, stride=hop)  # [B, 1, (T - 1) * hop + n]
+        ones = torch.ones_like(real[:1, :1, :])
+        env = F.conv_transpose1d(ones, self.window.square()[None, None, :], stride=hop)
+        if self.padding == "center":  # torch.istft(center=True, length=T * hop): drop n/2, keep T * hop samples
+            start, end = n // 2, n // 2 - hop
+        else:
+            start = end = (n - hop) // 2
+        y, env = y[:, 0, start:], env[:, 0, start:]
+        if end > 0:
+            y, env = y[:, :-end], env[:, :-end]
         return y / env

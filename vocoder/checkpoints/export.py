@@ -7,6 +7,7 @@ import copy
 import dataclasses
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple
 
@@ -263,7 +264,9 @@ def export_torchscript(obj, path: PathLike, mel_config: Optional[MelConfig] = No
     """
     module, mel = _graph_source(obj, mel_config, "export_torchscript")
     example = _example(module, 2, 32, seed=0)
-    with torch.enable_grad(), use_kernels(False):  # grad mode: FastConv1d keeps the plain convolution
+    with torch.enable_grad(), use_kernels(False), warnings.catch_warnings():  # grad mode: FastConv1d keeps the
+        # plain convolution; the input checks' shape tests are not part of the graph (expected TracerWarnings)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
         traced = torch.jit.trace(module, example, check_trace=False)
     with torch.no_grad():
         _check_graph(lambda m: traced(m), module, "export_torchscript")

@@ -12,7 +12,9 @@ import soundfile as sf
 import torch
 
 from vocoder.audio.mel import MelConfig, mel_spectrogram
-from vocoder.training.data import EpochSampler, SegmentDataset, VocoderDataModule, list_audio_files, split_by_file
+from vocoder.training.clips import validation_count
+from vocoder.training.data import (EpochSampler, SegmentDataset, VocoderDataModule, default_num_workers,
+                                   list_audio_files, split_by_file)
 
 SR = 16000
 MEL = MelConfig(sample_rate=SR, n_fft=256, hop_length=64, win_length=256, n_mels=20, fmin=0.0, fmax=8000.0)
@@ -121,7 +123,7 @@ def test_split_by_file(corpus):
     dm = _dm(corpus, val_clips=3)
     dm.setup()
     usable = {p for p in list_audio_files(corpus) if p.stem not in BAD}
-    assert len(dm.val_files) == 3 and len(dm.val_store) == 3
+    assert len(dm.val_files) == 1 and len(dm.val_store) == 1  # 9 usable files: at most 10 %, at least 1
     assert set(dm.train_files) | set(dm.val_files) == usable
     assert not set(dm.train_files) & set(dm.val_files)
     again = _dm(corpus, val_clips=3)
@@ -130,8 +132,71 @@ def test_split_by_file(corpus):
     other = _dm(corpus, val_clips=3, seed=8)
     other.setup()
     assert other.val_files != dm.val_files
+    paths = sorted(usable)
+    train, val = split_by_file(paths, 3, 7)
+    assert len(val) == 3 and set(train) | set(val) == usable and split_by_file(paths, 3, 7) == (train, val)
+    assert split_by_file(paths, 3, 8)[1] != val
     with pytest.raises(ValueError, match="at least 2"):
         split_by_file([corpus / "good0.wav"], 1, 0)
+
+
+def test_validation_hold_out_is_a_small_fraction():
+    """min(val_clips, 10 % of the files), at least 1; none under 4 files or with val_clips 0 / None."""
+    table = {(1, 8): 0, (3, 8): 0, (4, 8): 1, (12, 8): 1, (19, 8): 1, (20, 8): 2, (100, 8): 8, (100, 40): 10,
+             (1000, 40): 40, (100, 0): 0, (100, None): 0, (4, 1): 1}
+    assert {k: validation_count(*k) for k in table} == table
+
+
+@pytest.mark.parametrize("n_files", [1, 3, 12])
+def test_small_sets_yield_batches_and_keep_every_file_for_training(tmp_path, n_files, caplog):
+    d = tmp_path / "small"
+    d.mkdir()
+    for i in range(n_files):
+        sf.write(d / f"c{i}.wav", _tone(1.5, SR, 200 + 30 * i, i), SR, subtype="PCM_16")  # the issue's 1.5 s clips
+    dm = _dm(d, batch_size=16, val_clips=8)
+    with caplog.at_level(logging.WARNING, logger="vocoder.training"):
+        dm.setup()
+        loader = dm.train_dataloader()
+    n_val = 1 if n_files >= 4 else 0
+    assert len(dm.val_store) == n_val and len(dm.train_store) == n_files - n_val
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "tiny" in messages and "with replacement" in messages
+    assert ("no validation split" in messages) == (n_val == 0)
+    batches = list(loader)
+    assert len(batches) == 1 and batches[0]["wav"].shape == (16, 1, SEG)
+    # each draw of a clip crops its own segment
+    wav = batches[0]["wav"][:, 0]
+    assert len({tuple(w[:64].tolist()) for w in wav}) == 16
+    loader.sampler.set_epoch(1)
+    assert not torch.equal(next(iter(loader))["wav"], batches[0]["wav"])
+
+
+def test_epoch_sampler_small_set_rounds_and_ranks():
+    # one segment per item when the set is large enough: the order of one-pass epochs (resumed runs unchanged)
+    keys = list(EpochSampler(10, seed=3, min_epoch_items=4))
+    assert keys == [(0, i, 0) for i in np.random.default_rng([3, 0]).permutation(10).tolist()]
+    # 3 items, epochs of 8: rounds of fresh permutations, every item once per round
+    keys = list(EpochSampler(3, seed=3, min_epoch_items=8))
+    assert len(keys) == 8 and [r for _, _, r in keys] == [0, 0, 0, 1, 1, 1, 2, 2]
+    for rnd in (0, 1):
+        assert sorted(i for _, i, r in keys if r == rnd) == [0, 1, 2]
+    # two ranks, batch 4: each rank gets a full batch from a single clip
+    ranks = [list(EpochSampler(1, seed=0, num_replicas=2, rank=r, min_epoch_items=8)) for r in range(2)]
+    assert [len(r) for r in ranks] == [4, 4] and len({k for r in ranks for k in r}) == 8
+    with pytest.raises(ValueError, match="at least one item"):
+        EpochSampler(0)
+
+
+def test_num_workers_fit_the_machine(monkeypatch, corpus):
+    from vocoder.training import runner
+    from vocoder.training.recipes import load_recipe
+
+    for cpus, requested, expect in [(2, 4, 1), (1, 4, 0), (16, 4, 4), (8, 0, 0)]:
+        monkeypatch.setattr("os.sched_getaffinity", lambda pid, n=cpus: set(range(n)), raising=False)
+        assert default_num_workers(requested) == expect
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    recipe = load_recipe(Path(__file__).resolve().parents[2] / "recipes" / "hifigan_v3.yaml", ["data.num_workers=4"])
+    assert runner.build_datamodule(recipe, str(corpus)).num_workers == 1
 
 
 def test_file_list_and_validation_clips(corpus, tmp_path):
@@ -201,8 +266,8 @@ def test_resume_mid_epoch(corpus):
 
 def test_sampler_shards_ranks():
     ranks = [list(EpochSampler(10, seed=3, num_replicas=2, rank=r)) for r in range(2)]
-    idx = [i for r in ranks for _, i in r]
-    assert sorted(idx) == list(range(10)) and all(e == 0 for r in ranks for e, _ in r)
+    idx = [i for r in ranks for _, i, _ in r]
+    assert sorted(idx) == list(range(10)) and all(e == 0 for r in ranks for e, _, _ in r)
 
 
 def _write_pair(d: Path, name: str, seconds: float, frames_delta: int = 0, n_mels: int = MEL.n_mels):

@@ -383,6 +383,7 @@ def test_init_from_official_bigvgan_folder_trains(audio_dir, tmp_path, caplog):
     assert (got - want).abs().max().item() < 1e-4  # anti-aliased activations: same tolerance as test_checkpoints
 
     caplog.set_level(logging.INFO, logger="vocoder")
+    caplog.clear()  # build_module above logged too when an earlier test left the logger at INFO
     run_dir = tmp_path / "run"
     code = main(["train", "--config", str(recipe_path), "--data", str(audio_dir), "--out", str(run_dir),
                  "--init-generator", str(folder), *overrides, "trainer.max_steps=1"])

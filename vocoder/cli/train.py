@@ -8,6 +8,8 @@ Overrides are dotted recipe keys with YAML values: ``optim.lr=1e-4``, ``data.bat
 ``generator.config.upsample_initial_channel=128``, ``discriminators.0.args.channel_mult=0.5``.
 Checkpoints go to RUN_DIR/checkpoints (atomic writes; ``last.ckpt`` always the latest); SIGTERM saves
 ``last.ckpt`` and exits 0; ``--resume auto`` continues from it with the same step, optimiser and data position.
+A run that ends without an optimisation step, or short of ``--max-steps`` for any other reason, exits 1 with a
+message. A training set smaller than a batch is sampled with replacement (random segments; a warning says so).
 
 Fine-tuning: ``--init-generator PATH`` (recipe key ``generator.init``) starts the generator from an existing
 checkpoint: our ``.pt`` (weight norm folded or not), an official BigVGAN folder (``config.json`` +
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -56,7 +59,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     # deferred: start-up time of the CLI (model code, Lightning, matplotlib load only when run)
     from ..training.recipes import load_recipe
-    from ..training.runner import train
+    from ..training.runner import TrainingIncomplete, train
 
     logging.getLogger("vocoder").setLevel(min(logging.getLogger("vocoder").getEffectiveLevel(), logging.INFO))
     overrides = list(args.overrides)
@@ -76,8 +79,12 @@ def run(args) -> int:
     if args.init_generator is not None:  # set directly: a path is not a YAML value (``--init-generator 2024``)
         recipe["generator"]["init"] = args.init_generator
     out = args.out or str(Path("runs") / (recipe.get("name") or Path(config).stem))
-    result = train(recipe, args.data, args.val, run_dir=out, resume=args.resume, progress_bar=args.progress_bar,
-                   init_discriminator=args.init_discriminator)
+    try:
+        result = train(recipe, args.data, args.val, run_dir=out, resume=args.resume, progress_bar=args.progress_bar,
+                       init_discriminator=args.init_discriminator)
+    except TrainingIncomplete as e:
+        print(f"vocoder train: error: {e} (checkpoint: {e.result.last_checkpoint})", file=sys.stderr)
+        return 1
     if result.terminated:
         log.warning("terminated at GAN step %d; checkpoint: %s", result.gan_step, result.last_checkpoint)
     else:

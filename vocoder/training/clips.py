@@ -16,7 +16,8 @@ import soundfile as sf
 from ..audio.io import AUDIO_EXTENSIONS, load_audio
 from ..audio.mel import MelConfig
 
-__all__ = ["ClipStore", "list_audio_files", "split_by_file", "SILENCE_PEAK", "LOG_MEL_FLOOR"]
+__all__ = ["ClipStore", "list_audio_files", "split_by_file", "validation_count", "SILENCE_PEAK", "LOG_MEL_FLOOR",
+           "MIN_FILES_FOR_SPLIT", "MAX_VAL_FRACTION"]
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,8 @@ PathLike = Union[str, os.PathLike]
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: below this a file is digital silence (or a DC-free blank)
 LOG_MEL_FLOOR = math.log(1e-5)  # value of a silent frame in our log-mel (spectral_normalize's clamp)
+MIN_FILES_FOR_SPLIT = 4  # fewer usable files than this: no validation split, every file trains
+MAX_VAL_FRACTION = 0.1  # a validation split takes at most this fraction of the files (at least one)
 
 
 def list_audio_files(source: Union[PathLike, Sequence[PathLike]]) -> list[Path]:
@@ -50,6 +53,17 @@ def list_audio_files(source: Union[PathLike, Sequence[PathLike]]) -> list[Path]:
                 paths.append(p if p.is_absolute() else source.parent / p)
         return paths
     raise ValueError(f"expected a folder of audio files or a file list, got {str(source)!r} (does not exist)")
+
+
+def validation_count(num_files: int, val_clips: Optional[int]) -> int:
+    """How many of ``num_files`` usable files to hold out for validation when no validation set is given.
+
+    ``min(val_clips, 10 % of the files)``, at least 1; none when ``val_clips`` is 0/None or there are fewer than
+    :data:`MIN_FILES_FOR_SPLIT` files (a small fine-tuning set keeps every file for training).
+    """
+    if not val_clips or num_files < MIN_FILES_FOR_SPLIT:
+        return 0
+    return max(1, min(int(val_clips), int(num_files * MAX_VAL_FRACTION)))
 
 
 def split_by_file(paths: Sequence[Path], count: int, seed: int) -> tuple[list[Path], list[Path]]:

@@ -12,9 +12,15 @@ exactly as the loss will compute it on generated audio. For fine-tuning on a aco
 ``finetune_mels=True`` reads ``<name>.npy`` (``[n_mels, frames]``) next to each ``<name>.wav`` and cuts
 aligned mel/wav segments instead.
 
-Reproducibility: the sampler draws a permutation from ``(seed, epoch)`` and every item draws its crop from
-``(seed, epoch, index)``, so the stream of batches does not depend on the number of workers, and a resumed
-run (epoch + batches already consumed, kept by :meth:`VocoderDataModule.state_dict`) continues the same stream.
+An epoch is a number of random segments, not a pass over whole files: one segment per clip, or, when the set is
+smaller than a batch on every rank, ``batch_size x ranks`` segments drawn from the clips with replacement (the
+clips are reshuffled for every round through them and each draw crops its own segment), so any non-empty training
+set yields batches.
+
+Reproducibility: the sampler draws a permutation from ``(seed, epoch)`` (``(seed, epoch, round)`` for further
+rounds through a small set) and every item draws its crop from ``(seed, epoch, index)`` (``+ round``), so the
+stream of batches does not depend on the number of workers, and a resumed run (epoch + batches already consumed,
+kept by :meth:`VocoderDataModule.state_dict`) continues the same stream.
 """
 from __future__ import annotations
 
@@ -32,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from ..audio.mel import MelConfig, mel_spectrogram
-from .clips import ClipStore, list_audio_files, split_by_file
+from .clips import MIN_FILES_FOR_SPLIT, ClipStore, list_audio_files, split_by_file, validation_count
 
 __all__ = [
     "VocoderDataModule",
@@ -42,6 +48,7 @@ __all__ = [
     "EpochSampler",
     "list_audio_files",
     "split_by_file",
+    "default_num_workers",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,6 +79,16 @@ def _survive_group_sigterm(worker_id: int) -> None:
     threading.Thread(target=take_sigterm, name="sigterm", daemon=True).start()
 
 
+def default_num_workers(requested: int) -> int:
+    """DataLoader workers for this machine: ``min(requested, CPUs - 1)``, at least 0 (the main process needs a core;
+    more workers than cores only oversubscribe them). CPUs are those this process may run on."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(0, min(int(requested), cpus - 1))
+
+
 def check_segment_length(segment_length: int, hop_length: int) -> None:
     """``ValueError`` unless a training segment is a positive whole number of hops (its mel has exact frames)."""
     if segment_length <= 0 or segment_length % hop_length:
@@ -81,7 +98,9 @@ def check_segment_length(segment_length: int, hop_length: int) -> None:
 class SegmentDataset(Dataset):
     """Random training segments.
 
-    Indexed by ``(epoch, index)`` (what :class:`EpochSampler` yields) or a plain ``index`` (epoch 0).
+    Indexed by ``(epoch, index, round)`` (what :class:`EpochSampler` yields), ``(epoch, index)`` (round 0) or a
+    plain ``index`` (epoch 0). Each key crops its own segment: the same clip drawn twice in an epoch (a small set)
+    gives two different segments.
     Returns ``{"wav": [1, S], "mel": [n_mels, S // hop]}`` float32 with ``S = segment_length``.
     A clip shorter than ``S`` is zero-padded at the end.
     """
@@ -96,12 +115,14 @@ class SegmentDataset(Dataset):
         return len(self.store)
 
     def __getitem__(self, key) -> dict:
-        epoch, index = key if isinstance(key, tuple) else (0, key)
-        index = int(index)
+        key = tuple(key) if isinstance(key, (tuple, list)) else (0, key)
+        epoch, index = int(key[0]), int(key[1])
+        draw = int(key[2]) if len(key) > 2 else 0
         # try the asked clip, then deterministic substitutes if it became unreadable since the scan
         for attempt in range(min(len(self.store), 16)):
             i = (index + attempt) % len(self.store)
-            rng = np.random.default_rng([self.seed, int(epoch), i])
+            # round 0 keeps the (seed, epoch, clip) crops of one-segment-per-clip epochs
+            rng = np.random.default_rng([self.seed, epoch, i] + ([draw] if draw else []))
             try:
                 return self._item(i, rng)
             except ValueError as e:
@@ -155,26 +176,44 @@ class ClipDataset(Dataset):
 
 
 class EpochSampler(DistributedSampler):
-    """Shuffles with a permutation drawn from ``(seed, epoch)`` and yields ``(epoch, index)`` keys.
+    """Shuffles with a permutation drawn from ``(seed, epoch)`` and yields ``(epoch, index, round)`` keys.
 
+    An epoch is ``max(num_items, min_epoch_items)`` draws: one per item in a random order, and when there are
+    fewer items than ``min_epoch_items`` further rounds, each a new permutation drawn from ``(seed, epoch, round)``
+    (sampling with replacement across rounds, without within one), cut at ``min_epoch_items``.
     A :class:`DistributedSampler` so Lightning keeps it under DDP (and calls :meth:`set_epoch` each epoch);
-    each rank takes every ``num_replicas``-th index of the shared permutation. ``resume(epoch, skip)``
+    each rank takes every ``num_replicas``-th key of the shared order. ``resume(epoch, skip)``
     makes the next pass over ``epoch`` start after ``skip`` items of this rank (mid-epoch resume);
     ``len()`` stays the full epoch so the trainer's batch count is unchanged.
     """
 
-    def __init__(self, num_items: int, seed: int = 0, num_replicas: int = 1, rank: int = 0, drop_last: bool = False):
-        super().__init__(range(num_items), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed,
-                         drop_last=drop_last)
+    def __init__(self, num_items: int, seed: int = 0, num_replicas: int = 1, rank: int = 0, drop_last: bool = False,
+                 min_epoch_items: int = 0):
+        if num_items <= 0:
+            raise ValueError(f"EpochSampler needs at least one item, got {num_items}")
+        self.num_items = int(num_items)
+        super().__init__(range(max(self.num_items, int(min_epoch_items))), num_replicas=num_replicas, rank=rank,
+                         shuffle=True, seed=seed, drop_last=drop_last)
         self._resume: Optional[tuple[int, int]] = None
+
+    def _order(self, epoch: int) -> list[tuple[int, int, int]]:
+        """The epoch's ``(epoch, index, round)`` keys before sharding."""
+        size = len(self.dataset)
+        keys: list[tuple[int, int, int]] = []
+        rnd = 0
+        while len(keys) < size:
+            seed = [self.seed, epoch] + ([rnd] if rnd else [])
+            keys += [(epoch, i, rnd) for i in np.random.default_rng(seed).permutation(self.num_items).tolist()]
+            rnd += 1
+        return keys[:size]
 
     def resume(self, epoch: int, skip: int) -> None:
         self.epoch = int(epoch)
         self._resume = (int(epoch), int(skip))
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        n, epoch = len(self.dataset), self.epoch
-        order = np.random.default_rng([self.seed, epoch]).permutation(n).tolist()
+        n, epoch = len(self.dataset), int(self.epoch)
+        order = self._order(epoch)
         if self.drop_last:
             order = order[: self.total_size]
         else:
@@ -184,8 +223,7 @@ class EpochSampler(DistributedSampler):
         if self._resume is not None and self._resume[0] == epoch:
             skip = self._resume[1]
         self._resume = None
-        for i in mine[skip:]:
-            yield epoch, i
+        yield from mine[skip:]
 
 
 class _ResumableLoader(DataLoader):
@@ -220,11 +258,13 @@ class VocoderDataModule(pl.LightningDataModule):
     Args:
         train: folder of audio files or a file list (one path per line, relative to the list's folder), or a
             list of such sources.
-        val: the same for validation, or None to split ``val_clips`` whole files off ``train``.
+        val: the same for validation, or None to split whole files off ``train``: ``val_clips`` of them but at
+            most 10 % (at least one), and none when fewer than 4 files are usable (with a warning).
         mel_config: the mel front end; audio is resampled to its ``sample_rate``.
         segment_length: training segment in samples (a multiple of ``hop_length``), e.g. 8192.
-        batch_size: training batch size (validation uses 1: whole clips of different lengths).
-        num_workers: DataLoader worker processes.
+        batch_size: training batch size (validation uses 1: whole clips of different lengths). A training set
+            smaller than a batch is sampled with replacement (see :class:`EpochSampler`), with a warning.
+        num_workers: DataLoader worker processes (None: :func:`default_num_workers` of 2).
         val_clips: files split off for validation when ``val`` is None; when ``val`` is given, at most this
             many of its files are used (a fixed draw), None for all.
         seed: drives the split, the per-epoch shuffle and the per-item crops.
@@ -238,7 +278,7 @@ class VocoderDataModule(pl.LightningDataModule):
 
     def __init__(self, train: Union[PathLike, Sequence[PathLike]], val: Union[PathLike, Sequence[PathLike], None] = None,
                  mel_config: Optional[MelConfig] = None,
-                 segment_length: int = 8192, batch_size: int = 16, num_workers: int = 2,
+                 segment_length: int = 8192, batch_size: int = 16, num_workers: Optional[int] = None,
                  val_clips: Optional[int] = 40, seed: int = 1234, finetune_mels: Union[bool, PathLike, None] = False,
                  cache: bool = True,
                  val_max_seconds: float = 4.0, min_seconds: float = 0.25, pin_memory: bool = False):
@@ -250,7 +290,7 @@ class VocoderDataModule(pl.LightningDataModule):
         self.train_source, self.val_source = train, val
         self.segment_length = segment_length
         self.batch_size = batch_size
-        self.num_workers = num_workers
+        self.num_workers = default_num_workers(2) if num_workers is None else int(num_workers)
         self.val_clips = val_clips
         self.seed = seed
         self.finetune_mels = finetune_mels
@@ -283,10 +323,18 @@ class VocoderDataModule(pl.LightningDataModule):
             # scan first, then split the usable clips by file, so broken files cannot empty validation
             store = ClipStore(train_files, **kw)
             paths = [c.path for c in store.clips]
-            if self.val_clips and len(paths) > 1:
-                train_paths, val_paths = split_by_file(paths, self.val_clips, self.seed)
-            else:  # val_clips=0 or None: no validation
+            count = validation_count(len(paths), self.val_clips)
+            if count:
+                train_paths, val_paths = split_by_file(paths, count, self.seed)
+                if count < self.val_clips:
+                    log.info("validation: %d of %d usable files held out (at most 10 %%; data.val_clips=%d)",
+                             count, len(paths), self.val_clips)
+            else:  # val_clips=0 or None, or too few files: no validation
                 train_paths, val_paths = paths, []
+                if self.val_clips and paths:
+                    log.warning("only %d usable training file(s): no validation split (it needs at least %d files); "
+                                "every file trains. Pass a validation set (--val) to validate", len(paths),
+                                MIN_FILES_FOR_SPLIT)
             val_set = set(val_paths)
             self.train_store = store.subset([i for i, p in enumerate(paths) if p not in val_set])
             self.val_store = store.subset([i for i, p in enumerate(paths) if p in val_set])
@@ -307,8 +355,8 @@ class VocoderDataModule(pl.LightningDataModule):
         if len(self.train_store) == 0:
             raise ValueError(f"no usable training audio in {self.train_source} ({len(train_files)} files, "
                              f"all skipped; see the warnings)")
-        if len(self.val_store) == 0:
-            log.warning("no usable validation clips (from %s)", self.val_source or self.train_source)
+        if len(self.val_store) == 0 and self.val_source is not None:
+            log.warning("no usable validation clips (from %s)", self.val_source)
         log.info("training data: %d clips, %.1f min; validation: %d clips, %.1f min; %d files skipped",
                  len(self.train_store), self.train_store.seconds / 60, len(self.val_store),
                  self.val_store.seconds / 60, len(self.train_store.skipped) + len(self.val_store.skipped))
@@ -318,7 +366,13 @@ class VocoderDataModule(pl.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         replicas = getattr(trainer, "world_size", 1) if trainer is not None else 1
         rank = getattr(trainer, "global_rank", 0) if trainer is not None else 0
-        self._sampler = EpochSampler(len(self.train_store), seed=self.seed, num_replicas=replicas, rank=rank)
+        per_epoch = self.batch_size * replicas  # at least one batch on every rank
+        if len(self.train_store) < per_epoch:
+            log.warning("the training set is tiny: %d clip(s) (%.1f s) for batches of %d%s; an epoch is %d random "
+                        "segments drawn from them with replacement", len(self.train_store), self.train_store.seconds,
+                        self.batch_size, f" on {replicas} ranks" if replicas > 1 else "", per_epoch)
+        self._sampler = EpochSampler(len(self.train_store), seed=self.seed, num_replicas=replicas, rank=rank,
+                                     min_epoch_items=per_epoch)
         if self._pending is not None:
             self._sampler.resume(self._pending["epoch"], self._pending["position"] * self.batch_size)
             self._pending = None

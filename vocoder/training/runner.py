@@ -28,13 +28,13 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from ..checkpoints import load_generator_state, torch_load
 from .callbacks import AtomicCheckpointIO, ProgressLog, VocoderCheckpoint
 from .checkpointing import find_last_checkpoint
-from .data import VocoderDataModule
+from .data import VocoderDataModule, default_num_workers
 from .generator_init import GeneratorInit, resolve_generator_init
 from .lightning_module import GANVocoder
 from .recipes import lightning_max_steps, save_recipe
 from .settings import TrainingRecipe, as_training_recipe
 
-__all__ = ["TrainResult", "train", "build_module", "load_generator_init", "load_discriminator_init", "build_trainer", "build_datamodule", "resolve_precision", "resolve_accelerator"]
+__all__ = ["TrainResult", "TrainingIncomplete", "train", "build_module", "load_generator_init", "load_discriminator_init", "build_trainer", "build_datamodule", "resolve_precision", "resolve_accelerator"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,42 @@ class TrainResult:
     gan_step: int
     last_checkpoint: Optional[Path]
     terminated: bool  # stopped by SIGTERM (after saving last.ckpt)
+    max_steps: Optional[int] = None  # the GAN step the run was asked to reach
+    steps_taken: int = 0  # GAN steps this call trained (0 when it ended before its first optimisation step)
+
+    def problem(self) -> Optional[str]:
+        """Why the run is not what was asked for (None when it reached ``max_steps`` or was stopped by SIGTERM)."""
+        if self.terminated:
+            return None
+        if self.steps_taken == 0:
+            if self.max_steps is not None and self.gan_step >= self.max_steps:
+                return (f"no optimisation step was taken: the run is already at GAN step {self.gan_step}, "
+                        f"max_steps is {self.max_steps} (raise --max-steps to train further)")
+            return (f"no optimisation step was taken (GAN step {self.gan_step} of {self.max_steps}): the trainer "
+                    f"ended before its first batch; see the warnings above")
+        if self.max_steps is not None and self.gan_step < self.max_steps:
+            return (f"training stopped at GAN step {self.gan_step} of {self.max_steps} ({self.steps_taken} steps "
+                    f"taken), not by a signal; see the warnings above")
+        return None
+
+
+class TrainingIncomplete(RuntimeError):
+    """:func:`train` ended without an optimisation step, or short of ``max_steps`` for a reason other than a
+    signal. ``result`` is the :class:`TrainResult` (its checkpoint, if any, was written)."""
+
+    def __init__(self, result: TrainResult):
+        super().__init__(result.problem())
+        self.result = result
+
+
+class _StepCounter(pl.Callback):
+    """The module's ``gan_step`` when training started (after a resumed checkpoint is restored)."""
+
+    def __init__(self):
+        self.start: Optional[int] = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.start = int(pl_module.gan_step)
 
 
 def resolve_accelerator(name: str) -> str:
@@ -81,10 +117,14 @@ def _strategy(t: Mapping[str, Any], accelerator: str, devices):
 
 def build_datamodule(recipe: Union[Mapping[str, Any], TrainingRecipe], train: Union[str, Sequence[str]],
                      val: Union[str, Sequence[str], None] = None) -> VocoderDataModule:
+    """The data module of ``recipe``; ``data.num_workers`` is a ceiling: at most one worker per CPU but one."""
     plan = as_training_recipe(recipe)
     d = plan.data
+    workers = default_num_workers(d.num_workers)
+    if workers < d.num_workers:
+        log.info("data.num_workers=%d lowered to %d on this machine (one CPU for the trainer)", d.num_workers, workers)
     return VocoderDataModule(train=train, val=val, mel_config=plan.mel, segment_length=d.segment_length,
-                             batch_size=d.batch_size, num_workers=d.num_workers, val_clips=d.val_clips, seed=d.seed,
+                             batch_size=d.batch_size, num_workers=workers, val_clips=d.val_clips, seed=d.seed,
                              finetune_mels=d.finetune_mels)
 
 
@@ -210,6 +250,9 @@ def train(recipe: Mapping[str, Any], data: Union[str, Sequence[str]], val: Union
     takes precedence over ``generator.init`` (whose weights are then not loaded) and ``init_discriminator``.
     ``init_discriminator``: start the discriminators from a training checkpoint (see
     :func:`load_discriminator_init`) instead of from scratch, so an adversarial phase continues where one stopped.
+
+    Raises :class:`TrainingIncomplete` when the run ends without an optimisation step, or before
+    ``trainer.max_steps`` for a reason other than SIGTERM (which returns ``terminated=True``).
     """
     run_dir = Path(run_dir)
     ckpt_path: Optional[Path] = None
@@ -236,7 +279,8 @@ def train(recipe: Mapping[str, Any], data: Union[str, Sequence[str]], val: Union
         else:
             load_discriminator_init(module, init_discriminator)
     dm = build_datamodule(plan, data, val)
-    trainer = build_trainer(plan, run_dir, progress_bar=progress_bar, extra_callbacks=extra_callbacks)
+    counter = _StepCounter()
+    trainer = build_trainer(plan, run_dir, progress_bar=progress_bar, extra_callbacks=[*extra_callbacks, counter])
     if ckpt_path is not None:
         log.info("resuming from %s", ckpt_path)
     terminated = False
@@ -247,4 +291,10 @@ def train(recipe: Mapping[str, Any], data: Union[str, Sequence[str]], val: Union
         terminated = True
         log.warning("stopped by SIGTERM at GAN step %d; resume with --resume auto", module.gan_step)
     last = run_dir / "checkpoints" / "last.ckpt"
-    return TrainResult(run_dir, int(module.gan_step), last if last.is_file() else None, terminated)
+    step = int(module.gan_step)
+    result = TrainResult(run_dir, step, last if last.is_file() else None, terminated,
+                         max_steps=int(plan.trainer["max_steps"]),
+                         steps_taken=0 if counter.start is None else step - counter.start)
+    if result.problem() is not None:
+        raise TrainingIncomplete(result)
+    return result

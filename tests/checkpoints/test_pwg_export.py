@@ -120,3 +120,21 @@ def test_cli_export_parallel_wavegan(tmp_path):
     model = _load_model(tmp_path / "out" / "checkpoint-0steps.pkl")
     mel = torch.randn(N_MELS, 12) - 4.0
     assert (_reference(model, mel) - voc(mel)).abs().max().item() < 1e-4
+
+
+def test_espnet_loads_the_export(tmp_path, capsys):
+    """ESPnet's own vocoder loading (what Text2Speech(vocoder_file=...) calls). ESPnet is not in the test extra
+    (`pip install espnet` downgrades torch): skipped unless importable, e.g. installed with --no-deps plus its
+    import-time dependencies."""
+    _pwg_models()
+    tts = pytest.importorskip("espnet2.tasks.tts")
+    voc = _ours("hifigan_resblock1")
+    pkl = export_parallel_wavegan(voc, tmp_path / "pwg")
+    espnet_vocoder = tts.TTSTask.build_vocoder_from_file(vocoder_file=str(pkl))
+    assert espnet_vocoder.normalize_before and espnet_vocoder.fs == MEL.sample_rate
+    mel = torch.randn(N_MELS, 30) - 4.0
+    got = espnet_vocoder(mel.T / math.log(10.0))  # Text2Speech: self.vocoder(feat_gen), [T, n_mels] log10
+    diff = (got - voc(mel)).abs().max().item()
+    with capsys.disabled():
+        print(f"\n[ESPnet TTSTask.build_vocoder_from_file] vs ours: max abs diff {diff:.2e}")
+    assert diff < 1e-4

@@ -9,15 +9,13 @@ from vocoder.cli.main import main as cli_main
 from vocoder.plugins.speechbrain import SB_WEIGHTS, export_speechbrain
 
 from export_models import FAMILIES, tiny_mels, tiny_vocoder
-
-pytest.importorskip("speechbrain")
-from speechbrain.inference.vocoders import HIFIGAN  # noqa: E402
+from speechbrain_client import HIFIGAN, speechbrain_lazy_modules  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_speechbrain_loads_and_decodes_our_audio(tmp_path, family, capsys):
+def test_speechbrain_loads_and_decodes_our_audio(tmp_path, family, capsys, HIFIGAN):
     voc = tiny_vocoder(family)
     export_speechbrain(voc, tmp_path / "sb")
     sb = HIFIGAN.from_hparams(source=str(tmp_path / "sb"), savedir=str(tmp_path / "sb_cache"))
@@ -44,7 +42,7 @@ def test_speechbrain_loads_and_decodes_our_audio(tmp_path, family, capsys):
     assert torch.all(masked[1, 0, 10 * voc.hop_length:] == 0)
 
 
-def test_a_checkpoint_that_does_not_fit_is_refused_not_run_with_random_weights(tmp_path):
+def test_a_checkpoint_that_does_not_fit_is_refused_not_run_with_random_weights(tmp_path, HIFIGAN):
     voc = tiny_vocoder("hifigan")
     export_speechbrain(voc, tmp_path / "sb")
     state = torch.load(tmp_path / "sb" / SB_WEIGHTS, weights_only=True)
@@ -54,7 +52,7 @@ def test_a_checkpoint_that_does_not_fit_is_refused_not_run_with_random_weights(t
         HIFIGAN.from_hparams(source=str(tmp_path / "sb"), savedir=str(tmp_path / "sb_cache"))
 
 
-def test_cli_export_speechbrain(tmp_path):
+def test_cli_export_speechbrain(tmp_path, HIFIGAN):
     voc = tiny_vocoder("melgan")
     voc.save(tmp_path / "model.pt")
     assert cli_main(["export", "--format", "speechbrain", str(tmp_path / "model.pt"), str(tmp_path / "sb")]) == 0

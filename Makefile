@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 export CUDA_HOME ?= /usr/local/cuda
 
-.PHONY: setup setup-test kernels lint-imports test gpu-checks
+.PHONY: setup setup-test kernels lint-imports test test-oldest-torch gpu-checks
 
 setup:
 	$(PIP) install -q -e .
@@ -26,6 +26,27 @@ lint-imports: setup-test
 
 test: setup-test kernels
 	$(PYTHON) -m pytest -q
+
+# The oldest torch / torchaudio pair pyproject.toml claims (torch>=2.4), in its own virtual environment that sees
+# the packages `setup-test` installed but its own torch and torchaudio: the CPU kernel build and the fast subset
+# (kernels, generators, checkpoints, inference, streaming). PyPI's Linux torch wheels bring their CUDA libraries:
+# 2.85 GB to download (torch 0.80 GB, nvidia-*-cu12 1.84 GB, triton 0.21 GB), kept in OLDEST_WHEELS so a machine
+# that keeps its home downloads them once. No CUDA build: the CUDA toolkit here is the one the newest torch wants.
+# ONNX export needs a newer torch (README, "Supported torch versions"), so its tests are left out.
+OLDEST_TORCH ?= 2.4.0
+OLDEST_TORCHAUDIO ?= 2.4.0
+OLDEST_WHEELS ?= $(HOME)/.cache/vocoder/wheels/torch-$(OLDEST_TORCH)
+OLDEST_VENV ?= $(HOME)/.cache/vocoder/venv-torch-$(OLDEST_TORCH)
+OLDEST_TESTS ?= tests/test_kernels.py tests/test_generators.py tests/checkpoints tests/test_inference.py tests/test_streaming.py
+
+test-oldest-torch: setup-test
+	test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv --system-site-packages $(OLDEST_VENV)
+	$(PIP) download -q -d $(OLDEST_WHEELS) torch==$(OLDEST_TORCH) torchaudio==$(OLDEST_TORCHAUDIO)
+	$(OLDEST_VENV)/bin/python -m pip install -q --no-index --find-links $(OLDEST_WHEELS) \
+		torch==$(OLDEST_TORCH) torchaudio==$(OLDEST_TORCHAUDIO)
+	$(OLDEST_VENV)/bin/python -c "import torch, torchaudio; print('torch', torch.__version__, 'torchaudio', torchaudio.__version__)"
+	$(OLDEST_VENV)/bin/python scripts/build_kernels.py --no-cuda
+	$(OLDEST_VENV)/bin/python -m pytest -q -m "not slow" -k "not onnx" $(OLDEST_TESTS)
 
 # On a machine with a CUDA GPU (after `make setup-test`): the kernel and inference tests, which run their GPU
 # cases there, and the GPU benchmarks, each printing its ratio against the peer measured in the same run.

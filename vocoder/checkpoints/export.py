@@ -289,6 +289,9 @@ def export_onnx(obj, path: PathLike, mel_config: Optional[MelConfig] = None, ops
     Checked with onnxruntime, when installed, on other batch sizes and lengths than the traced one. Returns
     ``path``.
     """
+    if tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) < (2, 5):
+        raise ValueError(f"export_onnx needs torch >= 2.5 (torch.onnx.export(dynamo=True, dynamic_shapes=...)); "
+                         f"this is torch {torch.__version__}")
     # deferred: onnx / onnxscript are optional (only this exporter needs them)
     try:
         import onnx

@@ -102,6 +102,16 @@ class _LoadHook:
             state_dict[w_key] = torch._weight_norm(v, g, self.dim)
 
 
+def _register_load_pre_hook(module: nn.Module, hook) -> None:
+    """``module.register_load_state_dict_pre_hook(hook)``; torch 2.4 has it only as the private
+    ``_register_load_state_dict_pre_hook(hook, with_module=True)``, which the public one (2.5+) calls."""
+    public = getattr(module, "register_load_state_dict_pre_hook", None)
+    if public is not None:
+        public(hook)
+    else:
+        module._register_load_state_dict_pre_hook(hook, with_module=True)
+
+
 def _find_hook(module: nn.Module):
     for hid, hook in module._forward_pre_hooks.items():
         if isinstance(hook, _WeightNormHook):
@@ -129,7 +139,7 @@ def weight_norm(module: nn.Module, dim: int = 0) -> nn.Module:
     module.register_forward_pre_hook(hook)
     module.register_forward_hook(detach_weight)
     if not getattr(module, "_vocoder_wn_load_hook", False):
-        module.register_load_state_dict_pre_hook(_LoadHook(dim))
+        _register_load_pre_hook(module, _LoadHook(dim))
         module._vocoder_wn_load_hook = True
     return module
 

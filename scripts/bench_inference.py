@@ -8,6 +8,10 @@
 (max|diff| over the official output's length), then the real-time factor of the default model's architecture
 (``vocos_22khz_80band``, random weights) alone. The first line says which instruction set the CPU has.
 
+An AVX2-only CPU can be emulated on an AVX-512 one: ``ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
+ATEN_CPU_CAPABILITY=avx2 python scripts/bench_inference.py --isa avx2`` (oneDNN's convolutions, MKL's FFTs and
+GEMMs, ATen's own kernels, and our activation kernel's code path; not another vendor's core).
+
 Both models get the same weights (ours, randomly initialised, loaded into the official class by state dict:
 the key names are the same), weight norm folded. For each device it prints the real-time factor (compute
 time / audio time, lower is better) of ours with kernels, ours with ``VOCODER_KERNELS=0`` (plain PyTorch),
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import sys
 import time
@@ -51,7 +56,10 @@ def cpu_isa() -> str:
     except OSError:
         pass
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2" if flags else "unknown"
-    return f"{isa} ({model}; torch CPU capability {torch.backends.cpu.get_cpu_capability()})"
+    limits = [f"{k}={os.environ[k]}" for k in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
+              if os.environ.get(k)]
+    return (f"{isa} ({model}; torch CPU capability {torch.backends.cpu.get_cpu_capability()}"
+            f"{'; ' + ', '.join(limits) if limits else ''})")
 
 
 def build_official_kernel(build_dir=None):
@@ -255,6 +263,8 @@ def main(argv=None) -> int:
     p.add_argument("--devices", default=None, help="comma list of cpu, cuda (default: cpu, plus cuda if present)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--isa", choices=("default", "avx2", "avx512"), default=None,
+                   help="code path of our CPU activation kernel (default: the widest the CPU has)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -272,6 +282,16 @@ def main(argv=None) -> int:
             print(f"the official `{package}` package is not installed", file=sys.stderr)
             return 1
     print(f"CPU: {cpu_isa()}")
+    if args.isa:
+        from vocoder.kernels import build
+
+        ext = build.load_cpu()
+        if ext is None or args.isa not in ext.supported_isas():
+            print(f"--isa {args.isa}: not available here ({ext.supported_isas() if ext else 'no CPU kernel'})",
+                  file=sys.stderr)
+            return 1
+        ext.set_isa(args.isa)
+        print(f"our CPU kernel: {ext.isa()} code")
     print(f"threads {torch.get_num_threads()}, kernels {dispatch.kernels_available()}")
     for device in devices:
         if device == "cuda" and not torch.cuda.is_available():

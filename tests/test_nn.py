@@ -17,13 +17,7 @@ official_aaf = pytest.importorskip("bigvgan.alias_free_activation.torch")
 official_model = pytest.importorskip("bigvgan.bigvgan")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The test machine is shared: intra-op threads fighting over 2 busy cores make tiny convs ~10x slower.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 def _randomize(module: nn.Module, seed: int = 0, scale: float = 0.3) -> nn.Module:

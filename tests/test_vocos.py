@@ -21,12 +21,7 @@ SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 CLIP = SAMPLES / "speech_nl_klettres_ad-22.wav"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 def official_hparams(padding="center", head_padding=None, sample_rate=16000, n_fft=256, hop=64, n_mels=40, dim=64,

@@ -41,12 +41,10 @@ def _hop(params):
     return int(np.prod(params["upsample_scales"]))
 
 
-def _write_run(folder, kind, params, seed=0, steps=100, stats="h5"):
-    """A ParallelWaveGAN training folder as its train.py leaves it: config.yml, checkpoint, stats."""
-    models = _pwg_models()
-    torch.manual_seed(seed)
-    gen = getattr(models, kind)(**params)
-    with torch.no_grad():  # trained-looking weights: unit-norm layers, small biases, output far from constant
+def trained_looking(gen):
+    """Fill ``gen`` with trained-looking weights from torch's RNG: unit-norm layers, small biases, output far
+    from constant."""
+    with torch.no_grad():
         for name, p in gen.named_parameters():
             if name.endswith("weight_g"):
                 p.copy_(1.0 + 0.1 * torch.randn_like(p))
@@ -54,6 +52,15 @@ def _write_run(folder, kind, params, seed=0, steps=100, stats="h5"):
                 p.copy_(0.01 * torch.randn_like(p))
             else:
                 p.copy_(torch.randn_like(p))
+    return gen
+
+
+def _write_run(folder, kind, params, seed=0, steps=100, stats="h5"):
+    """A ParallelWaveGAN training folder as its train.py leaves it: config.yml, checkpoint, stats."""
+    models = _pwg_models()
+    torch.manual_seed(seed)
+    gen = getattr(models, kind)(**params)
+    trained_looking(gen)
     folder.mkdir(parents=True, exist_ok=True)
     cfg = {"sampling_rate": 8000, "fft_size": 64, "hop_size": _hop(params), "win_length": None, "window": "hann",
            "num_mels": N_MELS, "fmin": 0, "fmax": None, "global_gain_scale": 1.0,

@@ -27,6 +27,14 @@ from .protocol import decode_audio_frame, decode_wav, encode_mel_frame
 __all__ = ["Client", "AsyncClient", "ServingError", "Synthesis"]
 
 
+
+def _audio_message(data):
+    """One message of the stream socket -> ``(audio, end)``; the server only ever sends binary audio frames."""
+    if isinstance(data, str):
+        raise ServingError(f"unexpected text message from the server: {data[:200]}")
+    audio, _, end = decode_audio_frame(data)
+    return audio, end
+
 class ServingError(RuntimeError):
     """The server refused or failed a request.
 
@@ -232,9 +240,7 @@ class Client(_Base):
                         if not failure.empty():
                             raise failure.get() from None
                         raise _closed_error(e) from None
-                    if isinstance(data, str):
-                        raise ServingError(f"unexpected text message from the server: {data[:200]}")
-                    audio, _, end = decode_audio_frame(data)
+                    audio, end = _audio_message(data)
                     if audio.size:
                         yield audio
                     if end:
@@ -335,9 +341,7 @@ class AsyncClient(_Base):
                     if failure:
                         raise failure[0] from None
                     raise _closed_error(e) from None
-                if isinstance(data, str):
-                    raise ServingError(f"unexpected text message from the server: {data[:200]}")
-                audio, _, end = decode_audio_frame(data)
+                audio, end = _audio_message(data)
                 if audio.size:
                     yield audio
                 if end:

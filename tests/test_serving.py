@@ -201,6 +201,54 @@ def test_concurrent_requests_share_one_batch(voc):
     assert _metric(metrics, "vocoder_batch_size_count") == 1 and _metric(metrics, "vocoder_batch_size_sum") == 2
 
 
+def test_stream_steps_waiting_together_run_as_one_round(voc):
+    """Steps queued while the worker is busy run as one round, batched (one network call), each equal to its own
+    decode; a bad chunk in a round fails only its own stream."""
+    from vocoder.serving.batching import ModelWorker, StreamPool
+
+    rounds = []
+    worker = ModelWorker(on_stream_round=lambda steps, calls: rounds.append((steps, calls)))
+    worker.start()
+    pool = StreamPool(voc, max_streams=4)
+    mels = [_mel(24, 20 + i) for i in range(3)]
+    refs = [_offline(voc, m) for m in mels]
+    gate = threading.Event()
+
+    async def go():
+        decoders = [await pool.acquire() for _ in range(3)]
+        outs = [[] for _ in decoders]
+        for a in range(0, 24, 8):
+            busy = worker.submit(gate.wait)  # hold the worker until every step of this round is queued
+            futs = [worker.submit_push(d, m[:, a:a + 8]) for d, m in zip(decoders, mels)]
+            gate.set()
+            await busy
+            gate.clear()
+            for out, y in zip(outs, await asyncio.gather(*futs)):
+                out.append(y)
+        for d, out in zip(decoders, outs):
+            out.append(d.flush().numpy())
+        # One stream sends 79 mels: its step fails, the other one in the same round is decoded.
+        bad, good = decoders[0], decoders[1]
+        busy = worker.submit(gate.wait)
+        futs = [worker.submit_push(bad, _mel(8, 30, n_mels=79)), worker.submit_push(good, _mel(8, 31))]
+        gate.set()
+        await busy
+        results = await asyncio.gather(*futs, return_exceptions=True)
+        return outs, results
+
+    try:
+        outs, results = asyncio.run(go())
+    finally:
+        worker.stop()
+    for out, ref in zip(outs, refs):
+        y = np.concatenate(out)
+        assert y.shape == ref.shape and np.abs(y - ref).max() < TOL
+    assert rounds[:3] == [(3, 1)] * 3  # three steps, one network call, each time
+    assert isinstance(results[0], ValueError) and "80 mel bands" in str(results[0])
+    assert isinstance(results[1], np.ndarray)
+    assert rounds[3] == (2, 1)  # the failed round ran the good step alone
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 BAD_HTTP = [
     ("1-D", lambda: _npy(np.zeros(80, np.float32)), {}, 400, "expected a mel"),

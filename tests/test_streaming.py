@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from vocoder.generators.registry import build_generator
 from vocoder.nn.activations import Snake, SnakeBeta
 from vocoder.nn.filters import Activation1d
-from vocoder.streaming import StreamingVocoder, build_streaming_generator
+from vocoder.streaming import StreamingVocoder, build_streaming_generator, push_together
 from vocoder.nn.streaming import (StateAllocator, StreamActivation1d, StreamConv1d, StreamConvTranspose1d,
                                   activation_context)
 
@@ -351,6 +351,59 @@ def test_state_size_constant_every_family(key):
         if t + 1 in (100, 300):
             sizes.append(sv.state_numel())
     assert sizes[0] == sizes[1]
+
+
+# ------------------------------------------------------------------------------------------- many streams
+@pytest.mark.parametrize("key", sorted(CONFIGS))
+def test_push_together_equals_each_stream_alone(key):
+    """Five streams pushed in rounds: three of 25 frames always in 4-frame chunks (same history: they must run as
+    one batch every round), two of other lengths mixing 3 and 4 (they batch when they line up); every stream
+    equals its offline decode."""
+    g = make_generator(key)
+    decoders = [StreamingVocoder(g, script=False) for _ in range(5)]
+    lengths = [25, 25, 25, 19, 31]
+    mels = [random_mel(key, N_MELS, n, generator=torch.Generator().manual_seed(i)) for i, n in enumerate(lengths)]
+    refs = [offline(g, m[None])[0] for m in mels]
+    rng = random.Random(0)
+    pos, outs, steps, calls, rounds_of_three = [0] * 5, [[] for _ in range(5)], 0, 0, 0
+    while any(p < n for p, n in zip(pos, lengths)):
+        live = [i for i in range(5) if pos[i] < lengths[i]]
+        chunks = []
+        for i in live:
+            n = 4 if i < 3 else rng.choice([3, 4])
+            chunks.append(mels[i][:, pos[i]:pos[i] + n])
+            pos[i] += chunks[-1].shape[1]
+        stats = {}
+        for i, y in zip(live, push_together([decoders[i] for i in live], chunks, stats=stats)):
+            outs[i].append(y)
+        steps, calls = steps + len(live), calls + stats["calls"]
+        rounds_of_three += 0 in live
+    for d, out, ref in zip(decoders, outs, refs):
+        y = torch.cat(out + [d.flush()])
+        assert y.shape == ref.shape and (y - ref).abs().max().item() <= TOL
+    assert calls <= steps - 2 * rounds_of_three  # the three always ran as one call
+
+
+def test_push_together_keeps_order_and_refuses_bad_chunks_before_decoding():
+    g = make_generator("vocos_same_prior_atan2")
+    a, b = StreamingVocoder(g), StreamingVocoder(g)
+    mel = random_mel("vocos_same_prior_atan2", N_MELS, 12)
+    # One decoder twice in a round: its chunks run in the given order.
+    stats = {}
+    first = push_together([a, a], [mel[:, :6], mel[:, 6:]], stats=stats)
+    assert stats["calls"] == 2
+    y = torch.cat(first + [a.flush()])
+    assert (y - offline(g, mel[None])[0]).abs().max().item() <= TOL
+    # A bad chunk anywhere in the round: ValueError, and no decoder has moved.
+    with pytest.raises(ValueError, match="mel"):
+        push_together([a, b], [mel[:, :4], torch.randn(N_MELS + 1, 4)])
+    assert a.frames_in == 0 and b.frames_in == 0
+    other = StreamingVocoder(make_generator("vocos_center"))  # another model never joins a group
+    stats = {}
+    push_together([a, other], [mel[:, :4], mel[:, :4]], stats=stats)
+    assert stats["calls"] == 2
+    with pytest.raises(ValueError, match="chunks"):
+        push_together([a], [])
 
 
 # ------------------------------------------------------------------------------------------- interfaces

@@ -69,6 +69,10 @@ class Metrics:
         self.audio_seconds = Counter("vocoder_audio_seconds", "seconds of audio produced", ["route"], registry=r)
         self.first_audio = Histogram("vocoder_stream_first_audio_seconds", "time from a stream's first mel chunk to "
                                      "its first audio", buckets=_LATENCY_BUCKETS, registry=r)
+        self.stream_round = Histogram("vocoder_stream_round_size", "stream steps the model worker ran together in "
+                                      "one round", buckets=sizes, registry=r)
+        self.stream_calls = Counter("vocoder_stream_network_calls", "network calls of those rounds (fewer than "
+                                    "steps when steps were batched)", registry=r)
         self.worker_busy = Gauge("vocoder_worker_busy_seconds", "seconds the model worker spent running jobs",
                                  registry=r)
 
@@ -86,8 +90,8 @@ class ServingState:
     def __init__(self, voc, config: ServeConfig):
         self.voc = voc
         self.config = config
-        self.worker = ModelWorker()
         self.metrics = Metrics(config.max_batch)
+        self.worker = ModelWorker(max_stream_round=max(1, config.max_streams), on_stream_round=self._on_stream_round)
         self.batcher = Batcher(voc, self.worker, max_batch=config.max_batch, max_wait_s=config.max_wait_ms / 1000.0,
                                max_batch_frames=config.max_batch_frames, max_queue=config.max_queue,
                                on_batch=self._on_batch)
@@ -97,6 +101,10 @@ class ServingState:
         self.metrics.worker_busy.set_function(lambda: self.worker.busy_seconds)
         self.lookahead_frames = int(voc.lookahead_frames)
         self.ready = False
+
+    def _on_stream_round(self, steps: int, calls: int) -> None:
+        self.metrics.stream_round.observe(steps)
+        self.metrics.stream_calls.inc(calls)
 
     def _on_batch(self, info) -> None:
         self.metrics.batch_size.observe(info.size)
@@ -232,10 +240,6 @@ def _reason(text: str) -> str:
     """A WebSocket close reason: at most 123 bytes of UTF-8."""
     b = text.encode("utf-8")
     return text if len(b) <= 123 else b[:120].decode("utf-8", "ignore") + "..."
-
-
-def _push(sv, chunk: np.ndarray) -> np.ndarray:
-    return sv.push(torch.from_numpy(chunk)).float().cpu().numpy()
 
 
 def _flush(sv) -> np.ndarray:
@@ -383,7 +387,7 @@ def create_app(voc, config: Optional[ServeConfig] = None) -> FastAPI:
                     chunk = check_mel(chunk, n_mels, frame.frames, convention)
                     if first_chunk_at is None:
                         first_chunk_at = time.perf_counter()
-                    audio = await state.worker.submit(_push, sv, chunk, priority=STREAM_PRIORITY)
+                    audio = await state.worker.submit_push(sv, chunk)
                     frames_in += frame.frames
                     if audio.size:
                         await ws.send_bytes(encode_audio_frame(audio, sr))

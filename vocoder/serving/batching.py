@@ -2,7 +2,10 @@
 
 * :class:`ModelWorker`: a thread that owns the model. Jobs (a batch decode, one stream step) run there one at a
   time, stream steps before batches (they are short and someone is waiting to hear them); the event loop only
-  awaits futures the thread resolves, so it never blocks on inference.
+  awaits futures the thread resolves, so it never blocks on inference. The stream steps queued when the worker
+  takes one (one per open stream at most: a stream waits for its audio before it sends on) run as one round of
+  :func:`vocoder.streaming.push_together`, which batches those whose decoders line up: with many streams open the
+  per-call cost is paid once per round, not once per stream.
 * :class:`Batcher`: requests that arrive within ``max_wait_s`` of the first waiting one are decoded together, up
   to ``max_batch`` items and ``max_batch_frames`` frames, with the inference API's per-item ``lengths`` (each item
   equals its own decode). While the worker is busy, the next batch fills up. More than ``max_queue`` requests
@@ -24,6 +27,8 @@ from typing import Any, Callable, List, Optional
 
 import numpy as np
 import torch
+
+from vocoder.streaming import push_together
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +56,30 @@ def _resolve(fut: asyncio.Future, result: Any = None, exc: Optional[BaseExceptio
         fut.set_result(result)
 
 
-class ModelWorker:
-    """One thread that runs every job touching the model, lowest ``priority`` first, then in submission order."""
+def _stream_push(decoder, chunk: np.ndarray) -> np.ndarray:
+    """One stream step on its own (the fallback of a round, and what a round of one does)."""
+    return decoder.push(torch.from_numpy(chunk)).float().cpu().numpy()
 
-    def __init__(self, name: str = "vocoder-model"):
+
+class ModelWorker:
+    """One thread that runs every job touching the model, lowest ``priority`` first, then in submission order.
+
+    Args:
+        max_stream_round: most stream steps run together in one :meth:`submit_push` round.
+        on_stream_round: called with each round's size and how many network calls it took (metrics).
+    """
+
+    def __init__(self, name: str = "vocoder-model", max_stream_round: int = 64,
+                 on_stream_round: Optional[Callable[[int, int], None]] = None):
         self._q: "queue.PriorityQueue" = queue.PriorityQueue()
         self._seq = itertools.count()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self.busy_seconds = 0.0
         self.jobs_done = 0
+        self.max_stream_round = max(1, int(max_stream_round))
+        self.on_stream_round = on_stream_round
+        self.stream_rounds = 0
+        self.stream_calls = 0  # network calls the rounds took (== steps when nothing could be batched)
         self._started = False
 
     def start(self) -> None:
@@ -80,11 +100,38 @@ class ModelWorker:
         self._q.put((priority, next(self._seq), fn, args, loop, fut))
         return fut
 
+    def submit_push(self, decoder, chunk: np.ndarray) -> asyncio.Future:
+        """``decoder.push(chunk)`` (a :class:`vocoder.streaming.StreamingVocoder`, ``[n_mels, t]`` float32) on the
+        worker, batched with the other stream steps waiting then; a future of the audio (``[samples]`` float32)."""
+        return self.submit(_stream_push, decoder, chunk, priority=STREAM_PRIORITY)
+
     def _loop(self) -> None:
+        held = None  # a job taken off the queue while gathering a round, run next
         while True:
-            _, _, fn, args, loop, fut = self._q.get()
+            item, held = (held, None) if held is not None else (self._q.get(), None)
+            fn = item[2]
             if fn is None:
                 return
+            if fn is _stream_push:
+                jobs = [item]
+                while len(jobs) < self.max_stream_round:
+                    try:
+                        nxt = self._q.get_nowait()
+                    except queue.Empty:
+                        break
+                    # A second step of a decoder already in the round waits for the next round (order matters).
+                    if nxt[2] is _stream_push and all(nxt[3][0] is not j[3][0] for j in jobs):
+                        jobs.append(nxt)
+                    else:
+                        held = nxt
+                        break
+                try:
+                    self._run_round(jobs)
+                except BaseException as e:  # never lose the worker thread: every waiting stream gets the error
+                    for _, _, _, _, loop, fut in jobs:
+                        self._post(loop, fut, None, e)
+                continue
+            _, _, fn, args, loop, fut = item
             t0 = time.perf_counter()
             try:
                 result = fn(*args)
@@ -95,6 +142,39 @@ class ModelWorker:
             finally:
                 self.busy_seconds += time.perf_counter() - t0
                 self.jobs_done += 1
+
+    def _run_round(self, jobs: list) -> None:
+        """Stream steps together (:func:`vocoder.streaming.push_together`). If that refuses an input, the steps it
+        had not run yet run one by one, so that only the stream at fault gets the error."""
+        t0 = time.perf_counter()
+        decoders = [j[3][0] for j in jobs]
+        before = [d.frames_in for d in decoders]
+        stats: dict = {}
+        try:
+            audio = push_together(decoders, [torch.from_numpy(j[3][1]) for j in jobs], stats=stats)
+        except Exception as e:
+            calls = 0
+            for d, n0, (_, _, fn, args, loop, fut) in zip(decoders, before, jobs):
+                if d.frames_in != n0:  # this one had been decoded when another failed: its audio is lost
+                    self._post(loop, fut, None, RuntimeError(f"stream step failed in a batched round: {e}"))
+                    continue
+                try:
+                    result = fn(*args)
+                except BaseException as e2:
+                    self._post(loop, fut, None, e2)
+                else:
+                    calls += 1
+                    self._post(loop, fut, result, None)
+        else:
+            calls = int(stats.get("calls", len(jobs)))
+            for (_, _, _, _, loop, fut), y in zip(jobs, audio):
+                self._post(loop, fut, y.float().cpu().numpy(), None)
+        self.busy_seconds += time.perf_counter() - t0
+        self.jobs_done += len(jobs)
+        self.stream_rounds += 1
+        self.stream_calls += calls
+        if self.on_stream_round is not None:
+            self.on_stream_round(len(jobs), calls)
 
     @staticmethod
     def _post(loop, fut, result, exc) -> None:

@@ -12,6 +12,11 @@ in proportion to its own length and the state stays the same size however long t
 delay is the generator's right receptive field, :attr:`StreamingGenerator.lookahead_frames` frames: after
 ``T`` frames, at least ``(T - lookahead_frames) * hop`` samples are out.
 
+Many streams at once: :func:`push_together` runs the next chunk of several decoders of the same model as one
+batched call where their states line up (same chunk length, same position counters), and splits the state again;
+each decoder's output is what its own ``push`` would give (float rounding aside). A server with many open streams
+uses it to pay the per-call cost once per round instead of once per stream.
+
 Export: :class:`StreamingGenerator` holds the state outside itself (a ``List[Tensor]``), so it compiles with
 ``torch.jit.script``: ``states = m.initial_states(batch, ref)``, ``audio, states = m(mel_chunk, states)``,
 ``audio, states = m.flush(states)``. A scripted module runs the reference anti-aliased activation (the
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -32,7 +37,7 @@ from ..generators.registry import streaming_builder
 from ..nn.streaming import (StateAllocator, StreamActivation1d, StreamConv1d, StreamConvTranspose1d, StreamLayer,
                             StreamPointwise, StreamSequential)
 
-__all__ = ["StreamingGenerator", "StreamingVocoder", "build_streaming_generator", "fuse_activations"]
+__all__ = ["StreamingGenerator", "StreamingVocoder", "build_streaming_generator", "fuse_activations", "push_together"]
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +181,11 @@ class StreamingVocoder:
         self.scripted: Optional[torch.jit.ScriptModule] = _script(self.network) if script else None
         self.n_mels = self.network.n_mels
         self.hop_length = self.network.hop_length
+        # Which state slots hold one row per item (buffers) and which are shared by the batch (position counters):
+        # a batch of 2 tells them apart. push_together concatenates the former and requires equal latter.
+        ref = self._ref()
+        one, two = self.network.initial_states(1, ref), self.network.initial_states(2, ref)
+        self._per_item = [a.dim() > 0 and a.shape[0] == 1 and b.shape[0] == 2 for a, b in zip(one, two)]
         self.reset()
 
     def _pick(self, frames: int):
@@ -242,16 +252,33 @@ class StreamingVocoder:
         y = y.float()
         return y if self._batched else y[0]
 
-    @torch.inference_mode()
-    def push(self, mel) -> torch.Tensor:
-        """Feed the next frames; returns the samples now final (``[samples]`` or ``[B, samples]``)."""
+    def _prepare(self, mel) -> torch.Tensor:
+        """Checks a chunk, starts the utterance on the first one; the chunk as ``[B, n_mels, t]`` for the network."""
         x = self._check(mel)
         if self._states is None:
             ref = self._ref()
             self._batched, self._batch = mel.dim() == 3, x.shape[0]
             self._states = self.network.initial_states(x.shape[0], ref)
         ref = self._states[0]
-        x = x.to(device=ref.device, dtype=ref.dtype)
+        return x.to(device=ref.device, dtype=ref.dtype)
+
+    def _signature(self, frames: int) -> tuple:
+        """What must agree for two decoders to run a chunk of ``frames`` together: the network they copy, the
+        chunk length, each per-item state's shape past the batch axis, each shared counter's value."""
+        parts = [id(self.generator), frames, self._states[0].dtype, self._states[0].device]
+        for s, per_item in zip(self._states, self._per_item):
+            if per_item:
+                parts.append(tuple(s.shape[1:]))
+            elif s.numel() == 1 and not s.is_floating_point():
+                parts.append(int(s.item()))
+            else:  # a shared tensor this function does not know how to compare cheaply: never batch
+                parts.append(id(s))
+        return tuple(parts)
+
+    @torch.inference_mode()
+    def push(self, mel) -> torch.Tensor:
+        """Feed the next frames; returns the samples now final (``[samples]`` or ``[B, samples]``)."""
+        x = self._prepare(mel)
         self.frames_in += x.shape[-1]
         y, self._states = self._run(x.shape[-1], x, self._states)
         return self._out(y)
@@ -286,3 +313,54 @@ class StreamingVocoder:
             y = self.flush()
             if y.shape[-1] > 0:
                 yield y
+
+
+@torch.inference_mode()
+def push_together(decoders: Sequence[StreamingVocoder], chunks: Sequence,
+                  stats: Optional[dict] = None) -> List[torch.Tensor]:
+    """``[d.push(c) for d, c in zip(decoders, chunks)]``, with the decoders whose states line up run as one batch.
+
+    Decoders of the same model (built from the same generator) that are at the same point of their utterance
+    structure (equal chunk length, equal position counters: in steady state, any two) form a group: their chunks
+    and per-item states are concatenated along the batch axis, the group's first decoder runs the network once,
+    and outputs and states are split back. A decoder appearing twice, or one that fits no group, runs alone, in
+    the order given. Each result equals that decoder's own ``push`` up to float rounding. Every chunk is checked
+    before any is decoded (a bad one raises and no decoder has moved); ``stats["calls"]`` gets the number of
+    network calls made.
+    """
+    if len(decoders) != len(chunks):
+        raise ValueError(f"{len(decoders)} decoders but {len(chunks)} chunks")
+    if len({id(d) for d in decoders}) != len(decoders):  # pushes to one decoder must stay in order
+        if stats is not None:
+            stats["calls"] = len(decoders)
+        return [d.push(c) for d, c in zip(decoders, chunks)]
+    xs = [d._prepare(c) for d, c in zip(decoders, chunks)]
+    groups: Dict[tuple, List[int]] = {}
+    for i, (d, x) in enumerate(zip(decoders, xs)):
+        groups.setdefault(d._signature(x.shape[-1]), []).append(i)
+    out: List[Optional[torch.Tensor]] = [None] * len(decoders)
+    for members in groups.values():
+        lead = decoders[members[0]]
+        frames = xs[members[0]].shape[-1]
+        if len(members) == 1:
+            states = lead._states
+        else:
+            states = [torch.cat([decoders[i]._states[k] for i in members]) if per_item else s
+                      for k, (s, per_item) in enumerate(zip(lead._states, lead._per_item))]
+        y, states = lead._run(frames, torch.cat([xs[i] for i in members]) if len(members) > 1 else xs[members[0]],
+                              states)
+        row = 0
+        for i in members:
+            d = decoders[i]
+            n = xs[i].shape[0]
+            d.frames_in += frames
+            if len(members) == 1:
+                d._states = states
+            else:
+                d._states = [s[row:row + n] if per_item else s.clone()
+                             for s, per_item in zip(states, lead._per_item)]
+            out[i] = d._out(y[row:row + n])
+            row += n
+    if stats is not None:
+        stats["calls"] = len(groups)
+    return out  # type: ignore[return-value]

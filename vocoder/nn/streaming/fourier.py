@@ -75,9 +75,10 @@ class StreamISTFT(StreamLayer):
 
     Untrimmed sample ``i`` gets contributions from frames ``(i - n_fft) / hop < t <= i / hop`` only, so after
     ``T`` frames samples ``< T * hop`` are final. State: ``acc [B, n_fft - hop]`` (the partial sums of the
-    samples later frames still add to), ``env [1, n_fft - hop]`` (their summed squared window so far: the
+    samples later frames still add to), ``env [B, n_fft - hop]`` (their summed squared window so far: the
     envelope is accumulated exactly as the signal, so the start, where fewer frames overlap, and the end, where
-    the flush divides by the frames that exist, match the offline envelope) and ``drop [1]`` (start samples
+    the flush divides by the frames that exist, match the offline envelope; one row per item, although the rows
+    agree, so that streams decoded together can be split again row by row) and ``drop [1]`` (start samples
     the trimming still removes).
     """
 
@@ -107,7 +108,7 @@ class StreamISTFT(StreamLayer):
 
     def fill_states(self, states: List[torch.Tensor], batch: int, ref: torch.Tensor) -> None:
         states[self.offset] = ref.new_zeros(batch, self.overlap)
-        states[self.offset + 1] = ref.new_zeros(1, self.overlap)
+        states[self.offset + 1] = ref.new_zeros(batch, self.overlap)
         states[self.offset + 2] = torch.full((1,), self.trim, dtype=torch.long)
 
     def _frames(self, x: torch.Tensor) -> torch.Tensor:
@@ -139,7 +140,7 @@ class StreamISTFT(StreamLayer):
             z = self._overlap_add(self._frames(x))
             e = self._overlap_add(self.window_sq[None, :, None].expand(1, self.n_fft, t))
             z = torch.cat([z[:, :ov] + acc, z[:, ov:]], dim=1)
-            e = torch.cat([e[:, :ov] + env, e[:, ov:]], dim=1)
+            e = torch.cat([e[:, :ov] + env, e[:, ov:].expand(env.shape[0], -1)], dim=1)
             done = t * self.hop
         else:
             z, e = acc, env

@@ -227,7 +227,8 @@ def convert(clip: Clip, out: Path, rate: int, force: bool) -> str:
     if force or not dst.exists():
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst.with_name(dst.name + ".tmp.wav")
-        cmd = ["sox", "-V1", str(clip.source), "-c", "1", "-b", "16", "-e", "signed-integer", str(tmp)]
+        # -R: dither from a fixed seed (sox seeds it from the clock otherwise), so the same sources give the same wavs.
+        cmd = ["sox", "-V1", "-R", str(clip.source), "-c", "1", "-b", "16", "-e", "signed-integer", str(tmp)]
         if clip.source_rate != rate:
             cmd += ["rate", "-v", str(rate)]  # very high quality linear-phase band-limited resampler
         r = subprocess.run(cmd, capture_output=True, text=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -28,19 +27,9 @@ from release_default_model import test_subset  # noqa: E402  (the release's fixe
 from vocoder.evaluation.gate import gate_failures  # noqa: E402
 from vocoder.evaluation.report import evaluate  # noqa: E402
 from vocoder.inference import Vocoder  # noqa: E402
-from vocoder.training.checkpointing import export_inference_checkpoint  # noqa: E402
 
 COLUMNS = ("distillmos", "dnsmos_ovrl", "mstft", "periodicity", "vuv_f1", "pesq")
 HEADERS = ("DistillMOS ↑", "DNSMOS ↑", "M-STFT ↓", "periodicity ↓", "V/UV F1 ↑", "PESQ ↑")
-
-
-def load(path: str) -> Vocoder:
-    if path.endswith(".ckpt"):
-        with tempfile.TemporaryDirectory() as tmp:
-            pt = Path(tmp) / "model.pt"
-            export_inference_checkpoint(path, pt)
-            return Vocoder.from_pretrained(str(pt))
-    return Vocoder.from_pretrained(path)
 
 
 def fmt(row: dict) -> str:
@@ -65,7 +54,7 @@ def main(argv=None) -> int:
     for item in args.checkpoints:
         label, _, path = item.rpartition("=")
         label = label or Path(path).stem
-        voc = load(path)
+        voc = Vocoder.from_pretrained(path)  # a Lightning .ckpt of `vocoder train` or our .pt
         row = {"label": label, "path": path, "gan_step": int(voc.meta.get("gan_step", 0))}
         for split, data in splits.items():
             first = split not in floors

@@ -212,6 +212,17 @@ def test_export_loads_in_vocoder(audio_dir, tmp_path):
         got = voc.generator(mel) if hasattr(voc, "generator") else voc(mel)
     torch.testing.assert_close(got.reshape(-1), want.reshape(-1), rtol=1e-4, atol=1e-5)
 
+    # The Lightning checkpoint itself loads as a model (no export step): same audio, the run's step in meta.
+    direct = Vocoder.from_pretrained(str(res.last_checkpoint))
+    assert direct.meta["gan_step"] == 1 and direct.meta["recipe"] == "hifigan_v2"
+    torch.testing.assert_close(direct(mel).reshape(-1), want.reshape(-1), rtol=1e-4, atol=1e-5)
+    # ...and a .ckpt without generator weights is refused by name.
+    bad = load_training_checkpoint(res.last_checkpoint)
+    bad["state_dict"] = {k: v for k, v in bad["state_dict"].items() if not k.startswith("generator.")}
+    torch.save(bad, tmp_path / "no_generator.ckpt")
+    with pytest.raises(ValueError, match="no 'generator.\\*' weights"):
+        Vocoder.from_pretrained(str(tmp_path / "no_generator.ckpt"))
+
     assert main(["export", str(tmp_path / "nope.ckpt"), str(out)]) == 2  # clear error, no traceback
 
 

@@ -7,7 +7,7 @@ from typing import Mapping, Tuple, Union
 import torch.nn as nn
 
 from ..audio.mel import MelConfig
-from .native import FORMAT_NAME, read_native
+from .native import FORMAT_NAME, is_training_checkpoint, read_native, read_training
 from .official import (BIGVGAN_WEIGHTS, CONFIG_JSON, import_bigvgan, import_hifigan, latest_hifigan_file,
                        looks_like_bigvgan, official_config)
 from .pwg import PWG_CONFIG, import_parallel_wavegan, latest_pwg_file
@@ -50,7 +50,8 @@ def load_checkpoint(path: PathLike, map_location="cpu", config: Union[PathLike, 
     """Load a generator, its mel settings and meta from any supported checkpoint.
 
     Args:
-        path: our ``.pt`` file; an official BigVGAN folder; a HiFi-GAN ``g_*`` file or folder; or a
+        path: our ``.pt`` file; a Lightning ``.ckpt`` written by ``vocoder train`` (its generator); an official
+            BigVGAN folder; a HiFi-GAN ``g_*`` file or folder; or a
             ``{"generator": state_dict}`` file from either (``config.json`` next to it, or ``config``); a
             ParallelWaveGAN run; a Vocos folder (``config.yaml`` + ``pytorch_model.bin``) or its weights file.
         map_location: passed to ``torch.load``.
@@ -71,6 +72,9 @@ def load_checkpoint(path: PathLike, map_location="cpu", config: Union[PathLike, 
     ckpt = torch_load(path, map_location)
     if isinstance(ckpt, Mapping) and ckpt.get("format") == FORMAT_NAME:
         generator, mel, meta = read_native(ckpt, path)
+        return generator.eval(), mel, meta
+    if is_training_checkpoint(ckpt):
+        generator, mel, meta = read_training(ckpt, path)
         return generator.eval(), mel, meta
     if isinstance(ckpt, Mapping) and looks_like_vocos(ckpt):
         return import_vocos(path, config=config, map_location=map_location, state=ckpt)

@@ -5,6 +5,9 @@
      "mel": MelConfig.to_dict(),
      "state_dict": {...},                                  # weight norm folded or not
      "meta": {...}}                                        # plain values only (str, numbers, lists, dicts)
+
+and the generator inside a Lightning checkpoint that ``vocoder train`` writes (:func:`read_training`): the same
+name, config and mel under its ``"vocoder"`` key, the weights as ``generator.*`` entries of its ``state_dict``.
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ from ..generators.registry import build_generator, check_generator_fits_mel
 from ..utils import atomic_torch_save
 from .state import PathLike, load_matching_form, registry_name, unwrap_generator
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "save_checkpoint", "read_native", "plain_values"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "save_checkpoint", "read_native", "read_training", "is_training_checkpoint",
+           "plain_values"]
 
 
 FORMAT_NAME = "vocoder"
@@ -79,3 +83,30 @@ def read_native(ckpt: Mapping[str, Any], path: PathLike) -> Tuple[nn.Module, Mel
     check_generator_fits_mel(generator, mel_config, str(path))
     load_matching_form(generator, ckpt["state_dict"], str(path))
     return generator, mel_config, dict(ckpt.get("meta") or {})
+
+
+def is_training_checkpoint(ckpt: Any) -> bool:
+    """Whether a loaded file is a Lightning checkpoint written by ``vocoder train``."""
+    return isinstance(ckpt, Mapping) and isinstance(ckpt.get("state_dict"), Mapping) \
+        and isinstance(ckpt.get("vocoder"), Mapping)
+
+
+def read_training(ckpt: Mapping[str, Any], path: PathLike) -> Tuple[nn.Module, MelConfig, dict]:
+    """The generator of a ``vocoder train`` checkpoint (weight norm as the class builds it), its mel settings, and
+    meta ``{"recipe", "gan_step", "source"}``."""
+    info = ckpt["vocoder"]
+    gen = info.get("generator")
+    if not isinstance(gen, Mapping) or "name" not in gen or "mel" not in info:
+        raise ValueError(f"{path}: training checkpoint without its generator description ('vocoder': {{'generator': "
+                         f"{{'name', 'config'}}, 'mel'}}); got {sorted(info)}")
+    prefix = "generator."
+    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    if not state:
+        raise ValueError(f"{path}: no 'generator.*' weights in the checkpoint's state_dict")
+    mel_config = MelConfig.from_dict(info["mel"])
+    generator = build_generator(gen["name"], dict(gen.get("config") or {}))
+    check_generator_fits_mel(generator, mel_config, str(path))
+    load_matching_form(generator, state, str(path))
+    meta = {"recipe": info.get("recipe_name"), "gan_step": int(ckpt.get("gan_step", 0)),
+            "source": str(Path(path).resolve())}
+    return generator, mel_config, meta

@@ -11,9 +11,8 @@ from typing import Any, Dict, Mapping, Optional
 import pytorch_lightning as pl
 import torch
 
-from ..audio.mel import MelConfig
 from ..checkpoints import save_checkpoint
-from ..generators.registry import build_generator
+from ..checkpoints.native import read_training
 from ..nn.weight_normalization import fold_weight_norm as fold
 from ..utils import atomic_torch_save
 
@@ -51,17 +50,7 @@ def export_inference_checkpoint(source, out_path, fold_weight_norm: bool = True,
         mel = source.mel_config
         meta = {"recipe": source.plan.name, "gan_step": int(source.gan_step), "source": "training"}
     else:
-        ckpt = load_training_checkpoint(source)
-        info = ckpt["vocoder"]
-        generator = build_generator(info["generator"]["name"], dict(info["generator"]["config"]))
-        prefix = "generator."
-        state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-        if not state:
-            raise ValueError(f"{source}: no 'generator.*' weights in the checkpoint's state_dict")
-        generator.load_state_dict(state, strict=True)
-        mel = MelConfig.from_dict(info["mel"])
-        meta = {"recipe": info.get("recipe_name"), "gan_step": int(ckpt.get("gan_step", 0)),
-                "source": str(Path(source).resolve())}
+        generator, mel, meta = read_training(load_training_checkpoint(source), source)
     generator.eval()
     if fold_weight_norm:
         fold(generator)

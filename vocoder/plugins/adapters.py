@@ -135,11 +135,7 @@ class PipelineVocoder(nn.Module):
         self.check_statistics = check_statistics
         self._warned = False
         mel = model.mel_config
-        conv = self.convention
-        if (conv.mel_scale, conv.mel_norm) != (mel.mel_scale, mel.mel_norm):
-            raise ValueError(f"{self.pipeline or type(self).__name__}: convention {conv.name} has {conv.mel_scale} "
-                             f"filters (norm={conv.mel_norm}), the model takes {mel.mel_scale} filters "
-                             f"(norm={mel.mel_norm}); no conversion between filterbanks")
+        self._check_filters(self.convention)
         if source_mel is not None:
             if not isinstance(source_mel, MelConfig):
                 raise ValueError(f"source_mel must be a MelConfig, got {type(source_mel).__name__}")
@@ -167,6 +163,13 @@ class PipelineVocoder(nn.Module):
         return self.vocoder.n_mels
 
     # ------------------------------------------------------------------------------------ checks
+    def _check_filters(self, conv: MelConvention) -> None:
+        mel = self.vocoder.mel_config
+        if (conv.mel_scale, conv.mel_norm) != (mel.mel_scale, mel.mel_norm):
+            raise ValueError(f"{self.pipeline or type(self).__name__}: convention {conv.name} has {conv.mel_scale} "
+                             f"filters (norm={conv.mel_norm}), the model takes {mel.mel_scale} filters "
+                             f"(norm={mel.mel_norm}); no conversion between filterbanks")
+
     def _check_rate(self, sample_rate) -> None:
         if sample_rate is not None and int(sample_rate) != self.sample_rate:
             raise ValueError(f"{self.pipeline or type(self).__name__}: the pipeline runs at {sample_rate} Hz, the "
@@ -177,20 +180,25 @@ class PipelineVocoder(nn.Module):
             raise ValueError(f"{self.pipeline or type(self).__name__}: the pipeline's hop is {hop_length} samples, "
                              f"the model's {self.hop_length} (one frame makes {self.hop_length} samples)")
 
-    def _warn_if_other_convention(self, x: torch.Tensor) -> None:
+    def _warn_if_other_convention(self, x: torch.Tensor, conv: MelConvention) -> None:
         if self._warned or not self.check_statistics:
             return
         guess = guess_convention(x)
-        declared = _kind(self.convention)
+        declared = _kind(conv)
         if guess is not None and guess != declared:
             self._warned = True
-            warnings.warn(f"{self.pipeline or type(self).__name__}: the mel was declared {self.convention.name} "
+            warnings.warn(f"{self.pipeline or type(self).__name__}: the mel was declared {conv.name} "
                           f"({_KIND_NAMES[declared]}) but its values look like {_KIND_NAMES[guess]}; pass the right "
                           f"convention= (this warning is shown once)", MelConventionWarning, stacklevel=3)
 
-    def to_model_mel(self, mel, what: str = "a mel [n_mels, T]") -> torch.Tensor:
+    def to_model_mel(self, mel, what: str = "a mel [n_mels, T]",
+                     convention: Union[str, MelConvention, None] = None) -> torch.Tensor:
         """The pipeline's mel ``[..., n_mels, T]`` (band axis already at -2) -> the model's log-mel, as a float
-        tensor on the model's device; every check runs here, before any convolution."""
+        tensor on the model's device; every check runs here, before any convolution. ``convention`` overrides the
+        adapter's for this call."""
+        conv = self.convention if convention is None else get_convention(convention)
+        if conv is not self.convention:
+            self._check_filters(conv)
         x = as_tensor(mel, what)
         if not x.is_floating_point():
             raise ValueError(f"{self.pipeline}: expected a float mel, got dtype {x.dtype}")
@@ -198,8 +206,8 @@ class PipelineVocoder(nn.Module):
             raise ValueError(f"{self.pipeline}: expected {what} with {self.n_mels} bands, got shape {tuple(x.shape)}")
         if not bool(torch.isfinite(x).all()):
             raise ValueError(f"{self.pipeline}: mel contains NaN or inf values")
-        self._warn_if_other_convention(x)
-        ln = self.convention.to_ln(x.detach().double())
+        self._warn_if_other_convention(x, conv)
+        ln = conv.to_ln(x.detach().double())
         floor = math.log(self.vocoder.mel_config.log_floor)
         return torch.clamp(ln, min=floor).to(device=self.vocoder.device, dtype=torch.float32)
 

@@ -223,10 +223,17 @@ class VocosGenerator(nn.Module):
             self.prior_basis = None
 
     def prior_log_amplitude(self, mel: torch.Tensor) -> torch.Tensor:
-        """``log clamp(pinv(mel_basis) @ exp(mel), 1e-5)``: ``[B, n_mels, T] -> [B, n_fft//2+1, T]``."""
+        """``log clamp(pinv(mel_basis) @ exp(mel), 1e-5)``: ``[B, n_mels, T] -> [B, n_fft//2+1, T]`` (float32).
+
+        Computed in float64: the pseudo-inverse has entries of both signs, and for mels no spectrum has (a TTS
+        model's, random ones) its products cancel down to the floor; in float32 the rounding of that sum depends on
+        how the matmul is blocked, i.e. on the number of frames, so a chunk and the whole utterance (streaming vs
+        offline) got log-amplitudes apart by up to 5e-4. In float64 both round to the same float32.
+        """
         if self.prior_basis is None:
             raise ValueError("this generator has no amplitude prior (config.prior is None)")
-        return torch.log(torch.clamp(torch.matmul(self.prior_basis, torch.exp(mel.float())), min=PRIOR_FLOOR))
+        amp = torch.matmul(self.prior_basis.double(), torch.exp(mel.double()))
+        return torch.log(torch.clamp(amp, min=PRIOR_FLOOR)).float()
 
     def spectrum(self, mel: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``mel [B, n_mels, T] -> (log_amplitude, phase)``, each ``[B, n_fft//2+1, T]``."""

@@ -63,8 +63,8 @@ class StreamMelPrior(StreamLayer):
     def forward(self, x: torch.Tensor, states: List[torch.Tensor], final: bool) -> torch.Tensor:
         if x.shape[2] == 0:
             return x.new_zeros(x.shape[0], self.n_bins, 0)
-        prior = torch.log(torch.clamp(torch.matmul(self.basis, torch.exp(x.float())), min=self.floor))
-        return prior.to(x.dtype)
+        amp = torch.matmul(self.basis.double(), torch.exp(x.double()))  # float64: see prior_log_amplitude
+        return torch.log(torch.clamp(amp, min=self.floor)).to(x.dtype)
 
 
 class StreamISTFT(StreamLayer):

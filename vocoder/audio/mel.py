@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["MelConfig", "mel_spectrogram", "mel_filterbank", "spectral_normalize", "MelSpectrogram", "log_mel",
+__all__ = ["MelConfig", "mel_spectrogram", "mel_filterbank", "spectral_normalize", "MelSpectrogram", "log_mel", "stft",
            "linear_spectrogram", "as_tensor", "check_mel"]
 
 
@@ -179,6 +179,22 @@ def _hann(win_length: int, device) -> torch.Tensor:
     return _WINDOWS[key]
 
 
+def stft(wav: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor, center: bool = False) -> torch.Tensor:
+    """Complex STFT ``[B, n_fft//2+1, frames]`` of ``wav [B, T]`` with this package's two framings.
+
+    ``center=False``: reflect padding of ``(n_fft - hop) / 2`` on each side and no centring (HiFi-GAN's framing:
+    ``T // hop`` frames when ``T`` is a multiple of the hop); ``center=True``: ``torch.stft(center=True)`` (reflect,
+    ``T // hop + 1`` frames). ``window`` has the window length (zero-padded to ``n_fft`` by ``torch.stft``).
+    """
+    if center:
+        x = wav
+    else:
+        pad = (n_fft - hop_length) // 2
+        x = F.pad(wav.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
+    return torch.stft(x, n_fft, hop_length=hop_length, win_length=window.shape[0], window=window, center=center,
+                      pad_mode="reflect", normalized=False, onesided=True, return_complex=True)
+
+
 def linear_spectrogram(wav: torch.Tensor, config: MelConfig, window: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Magnitude spectrogram ``[B, n_fft//2+1, frames]`` of ``wav [B, T]`` with the config's framing
     (``frames = config.num_frames(T)``); ``window`` defaults to a periodic Hann window of ``win_length``."""
@@ -188,15 +204,7 @@ def linear_spectrogram(wav: torch.Tensor, config: MelConfig, window: Optional[to
     if window is None:
         window = _hann(config.win_length, wav.device)
     window = window.to(device=wav.device, dtype=wav.dtype)
-    if config.center:
-        x = wav
-    else:
-        pad = config.padding
-        x = F.pad(wav.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
-    spec = torch.stft(
-        x, config.n_fft, hop_length=config.hop_length, win_length=config.win_length, window=window,
-        center=config.center, pad_mode="reflect", normalized=False, onesided=True, return_complex=True,
-    )
+    spec = stft(wav, config.n_fft, config.hop_length, window, config.center)
     if config.magnitude_eps == 0:
         return spec.abs()
     return torch.sqrt(spec.real.pow(2) + spec.imag.pow(2) + config.magnitude_eps)

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..audio.mel import stft
+
 __all__ = ["anti_wrap", "STFTFrames", "FourierLosses", "PHASE_WEIGHTINGS"]
 
 PHASE_WEIGHTINGS = ("none", "amplitude")
@@ -36,9 +38,9 @@ def anti_wrap(x: torch.Tensor) -> torch.Tensor:
 class STFTFrames(nn.Module):
     """Audio ``[B, T * hop]`` (or ``[B, 1, T * hop]``) -> complex STFT ``[B, n_fft // 2 + 1, T]``, Hann window of n_fft.
 
-    ``"same"``: reflect padding of ``(n_fft - hop) / 2`` and no centring (HiFi-GAN's mel framing, the inverse of
-    :class:`vocoder.nn.convnext.InverseSTFT` ``"same"``); ``"center"``: ``torch.stft(center=True)``, keeping the
-    first ``T`` frames.
+    ``"same"``: the mel front end's framing (:func:`vocoder.audio.mel.stft`, reflect padding of ``(n_fft - hop) / 2``;
+    the inverse of :class:`vocoder.nn.convnext.InverseSTFT` ``"same"``); ``"center"``: ``torch.stft(center=True)``,
+    keeping the first ``T`` frames.
     """
 
     def __init__(self, n_fft: int, hop_length: int, padding: str = "same"):
@@ -51,13 +53,8 @@ class STFTFrames(nn.Module):
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         if wav.dim() == 3:
             wav = wav.squeeze(1)
-        n, hop = self.n_fft, self.hop_length
-        frames = wav.shape[-1] // hop
-        if self.padding == "center":
-            return torch.stft(wav, n, hop, n, self.window, center=True, return_complex=True)[..., :frames]
-        pad = (n - hop) // 2
-        x = F.pad(wav.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
-        return torch.stft(x, n, hop, n, self.window, center=False, return_complex=True)
+        spec = stft(wav, self.n_fft, self.hop_length, self.window, center=self.padding == "center")
+        return spec[..., :wav.shape[-1] // self.hop_length]  # centred framing has one frame more
 
 
 class FourierLosses(nn.Module):

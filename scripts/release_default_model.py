@@ -145,7 +145,9 @@ The training speech is 22.05 kHz; the model is not meant for 16 kHz or band-limi
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", help="Lightning checkpoint of a default_22khz run (.ckpt)")
-    ap.add_argument("--train-hours", type=float, required=True, help="CPU hours of training so far (all phases)")
+    ap.add_argument("--train-hours", type=float, default=None,
+                    help="CPU hours of training so far (all phases); default: what the checkpoint counted "
+                         "(runs count them since 2026-12-02: pass the total when the run is older)")
     ap.add_argument("--phase", default="GAN-free: amplitude, phase, consistency, mel and MR-STFT losses",
                     help="training phase, for the card")
     ap.add_argument("--corpus", default="data/corpus")
@@ -157,6 +159,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
+    if args.train_hours is None:
+        counted = Vocoder.from_pretrained(args.checkpoint).meta.get("cpu_hours")
+        if counted is None:
+            ap.error(f"{args.checkpoint} does not record its CPU-hours: pass --train-hours")
+        args.train_hours = float(counted)
     out = Path(args.out)
     corpus = Path(args.corpus)
     test_files = test_subset(corpus, args.test_per_source)

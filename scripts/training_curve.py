@@ -55,7 +55,8 @@ def main(argv=None) -> int:
         label, _, path = item.rpartition("=")
         label = label or Path(path).stem
         voc = Vocoder.from_pretrained(path)  # a Lightning .ckpt of `vocoder train` or our .pt
-        row = {"label": label, "path": path, "gan_step": int(voc.meta.get("gan_step", 0))}
+        row = {"label": label, "path": path, "gan_step": int(voc.meta.get("gan_step", 0)),
+               "cpu_hours": voc.meta.get("cpu_hours")}
         for split, data in splits.items():
             first = split not in floors
             report = evaluate(voc, data, griffin_lim_floor=first, mos=True)
@@ -66,14 +67,15 @@ def main(argv=None) -> int:
         print(f"{label}: " + "; ".join(f"{s} {fmt(row[s])}" for s in splits), flush=True)
     lines = []
     for split in splits:
-        lines += [f"\n{split}:\n", f"| checkpoint | steps | {' | '.join(HEADERS)} | gate |",
-                  "|---|---|" + "---|" * (len(HEADERS) + 1)]
+        lines += [f"\n{split}:\n", f"| checkpoint | steps | CPU-hours | {' | '.join(HEADERS)} | gate |",
+                  "|---|---|---|" + "---|" * (len(HEADERS) + 1)]
         for r in rows:
             failures = gate_failures(r[split], floors[split]["griffin_lim"])
             verdict = "passes" if not failures else f"fails {len(failures)}/5"
-            lines.append(f"| {r['label']} | {r['gan_step']:,} | {fmt(r[split])} | {verdict} |")
-        lines.append(f"| Griffin-Lim, 32 iterations | | {fmt(floors[split]['griffin_lim'])} | |")
-        lines.append(f"| reference clips | | {fmt(floors[split]['reference'])} | |")
+            hours = "-" if r["cpu_hours"] is None else f"{r['cpu_hours']:.2f}"
+            lines.append(f"| {r['label']} | {r['gan_step']:,} | {hours} | {fmt(r[split])} | {verdict} |")
+        lines.append(f"| Griffin-Lim, 32 iterations | | | {fmt(floors[split]['griffin_lim'])} | |")
+        lines.append(f"| reference clips | | | {fmt(floors[split]['reference'])} | |")
     print("\n".join(lines))
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "floors": floors}, indent=2) + "\n")

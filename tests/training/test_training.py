@@ -148,6 +148,12 @@ def test_resume_continues_exactly(audio_dir, tmp_path):
     assert ck_res["global_step"] == ck_full["global_step"] == 6
     for k, v in ck_full["state_dict"].items():
         torch.testing.assert_close(ck_res["state_dict"][k], v, rtol=0, atol=0, msg=f"weights differ at {k}")
+    # CPU time is carried across the resume: the resumed run's count starts from the first process's.
+    assert 0 < ck_part["cpu_seconds"] < ck_res["cpu_seconds"]
+    from vocoder import Vocoder
+
+    assert Vocoder.from_pretrained(str(resumed.last_checkpoint)).meta["cpu_hours"] == round(
+        ck_res["cpu_seconds"] / 3600.0, 3)
 
 
 # ------------------------------------------------------------------------------------------------ checkpoint IO

@@ -93,7 +93,7 @@ def is_training_checkpoint(ckpt: Any) -> bool:
 
 def read_training(ckpt: Mapping[str, Any], path: PathLike) -> Tuple[nn.Module, MelConfig, dict]:
     """The generator of a ``vocoder train`` checkpoint (weight norm as the class builds it), its mel settings, and
-    meta ``{"recipe", "gan_step", "source"}``."""
+    meta ``{"recipe", "gan_step", "source"}`` (+ ``"cpu_hours"`` when the run counted them)."""
     info = ckpt["vocoder"]
     gen = info.get("generator")
     if not isinstance(gen, Mapping) or "name" not in gen or "mel" not in info:
@@ -109,4 +109,6 @@ def read_training(ckpt: Mapping[str, Any], path: PathLike) -> Tuple[nn.Module, M
     load_matching_form(generator, state, str(path))
     meta = {"recipe": info.get("recipe_name"), "gan_step": int(ckpt.get("gan_step", 0)),
             "source": str(Path(path).resolve())}
+    if "cpu_seconds" in ckpt:  # written since 2026-12-02
+        meta["cpu_hours"] = round(float(ckpt["cpu_seconds"]) / 3600.0, 3)
     return generator, mel_config, meta

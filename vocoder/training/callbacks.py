@@ -158,4 +158,5 @@ class ProgressLog(pl.Callback):
             m = trainer.callback_metrics
             parts = [f"{k.split('/')[-1]}={float(m[k]):.4f}" for k in ("train/loss_g", "train/loss_d", "train/mel")
                      if k in m]
-            log.info("step %d/%d %s", step, self.max_steps, " ".join(parts))
+            cpu_h = getattr(pl_module, "cpu_seconds", 0.0) / 3600.0
+            log.info("step %d/%d %s cpu_h=%.2f", step, self.max_steps, " ".join(parts), cpu_h)

@@ -43,12 +43,13 @@ def export_inference_checkpoint(source, out_path, fold_weight_norm: bool = True,
     """Write our inference checkpoint from a ``GANVocoder`` or a Lightning checkpoint path.
 
     The generator's weight norm is folded (unless ``fold_weight_norm=False``); meta records the recipe name, the
-    GAN step, the date and where it came from.
+    GAN step, the run's CPU-hours (when the checkpoint has them), the date and where it came from.
     """
     if isinstance(source, pl.LightningModule):
         generator = copy.deepcopy(source.generator).cpu()
         mel = source.mel_config
-        meta = {"recipe": source.plan.name, "gan_step": int(source.gan_step), "source": "training"}
+        meta = {"recipe": source.plan.name, "gan_step": int(source.gan_step), "source": "training",
+                "cpu_hours": round(float(source.cpu_seconds) / 3600.0, 3)}
     else:
         generator, mel, meta = read_training(load_training_checkpoint(source), source)
     generator.eval()

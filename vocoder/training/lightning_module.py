@@ -9,7 +9,8 @@ One GAN step (manual optimisation, two optimisers), in HiFi-GAN's order::
                                                                                  default discriminator_start_step)
 
 ``self.gan_step`` counts GAN steps; it is saved in the checkpoint and drives every schedule (warm-up, LR decay,
-logging, checkpoints). Lightning's ``global_step`` counts optimiser steps instead (two per GAN step once the
+logging, checkpoints). ``self.cpu_seconds`` is the CPU time the run has used (the training process and its threads;
+with DDP, rank 0's), carried across resumes in the checkpoint, for curves and model cards in CPU-hours. Lightning's ``global_step`` counts optimiser steps instead (two per GAN step once the
 discriminator trains), see :func:`vocoder.training.recipes.lightning_max_steps`.
 
 Learning rate: ``ExponentialLR(gamma=optim.lr_decay)`` stepped once every ``optim.lr_decay_every`` GAN steps, so
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from typing import Any, Dict, Mapping, Union
 
 import numpy as np
@@ -54,6 +56,8 @@ class GANVocoder(pl.LightningModule):
         self.generator_config = dataclasses.asdict(plan.generator_config)
         self.discriminator = plan.build_discriminator()
         self.gan_step = 0  # GAN steps done; saved in checkpoints
+        self._cpu_before = 0.0  # CPU seconds of earlier processes of this run (from the checkpoint)
+        self._cpu_start = time.process_time()
 
         L = plan.losses
         self.w = L.weights()
@@ -96,13 +100,22 @@ class GANVocoder(pl.LightningModule):
 
     # ------------------------------------------------------------------ checkpoint state
 
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU seconds this run has used so far (earlier processes of the run included)."""
+        return self._cpu_before + time.process_time() - self._cpu_start
+
     def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
         checkpoint["gan_step"] = int(self.gan_step)
+        checkpoint["cpu_seconds"] = float(self.cpu_seconds)
         checkpoint["vocoder"] = {"generator": {"name": self.generator_name, "config": plain_data(self.generator_config)},
                                  "mel": self.mel_config.to_dict(), "recipe_name": self.plan.name}
 
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
         self.gan_step = int(checkpoint.get("gan_step", 0))
+        # Checkpoints from before this counter: unknown, counted from 0 (the warm-start README keeps the totals).
+        self._cpu_before = float(checkpoint.get("cpu_seconds", 0.0))
+        self._cpu_start = time.process_time()
 
     # ------------------------------------------------------------------ losses
 
@@ -211,6 +224,7 @@ class GANVocoder(pl.LightningModule):
                      batch_size=bs)
         self.log("train/lr", float(sch_g.get_last_lr()[0]), on_step=True, on_epoch=False, batch_size=bs)
         self.log("gan_step", float(self.gan_step), on_step=True, on_epoch=False, prog_bar=True, batch_size=bs)
+        self.log("train/cpu_hours", self.cpu_seconds / 3600.0, on_step=True, on_epoch=False, batch_size=bs)
         return logs["loss_g"]
 
     # ------------------------------------------------------------------ validation

@@ -14,6 +14,8 @@ import argparse
 import importlib.util
 import logging
 
+from .model_args import add_model_arguments, load_model
+
 log = logging.getLogger(__name__)
 
 _EXTRA = ("pesq", "pystoi", "auraloss", "torchcrepe")
@@ -23,11 +25,8 @@ _EXTRA_MOS = ("distillmos", "speechmos", "onnxruntime")
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("eval", help="objective metrics of a model on a folder of clips (vs Griffin-Lim)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", "-m", default=None,
-                   help="our .pt checkpoint, official BigVGAN folder or HiFi-GAN g_ file (default: the shipped model)")
+    add_model_arguments(p, random_init=False, device_help="where the model runs (metrics run on the CPU)")
     p.add_argument("--data", "-d", required=True, nargs="+", help="audio folder(s) or files")
-    p.add_argument("--config", default=None, help="official config.json when it is not next to the model file")
-    p.add_argument("--device", default="cpu", help="where the model runs (metrics run on the CPU)")
     p.add_argument("--report", default=None, help="write the full report (per clip and means) as JSON here")
     p.add_argument("--png", default=None, help="draw original / model / Griffin-Lim mels of the worst clip here")
     p.add_argument("--max-clips", type=int, default=None, help="evaluate only the first N clips (sorted)")
@@ -46,12 +45,11 @@ def run(args) -> int:
                          f"(pip install -e '.[eval]' in a checkout)")
     # deferred: optional extras, checked above; and start-up time of the CLI
     from ..evaluation.report import evaluate, format_table, list_clips, write_json
-    from ..inference import Vocoder
 
     files = []
     for item in args.data:
         files.extend(list_clips(item))
-    voc = Vocoder.from_pretrained(args.model, device=args.device, config=args.config)
+    voc = load_model(args)
     report = evaluate(voc, files, max_clips=args.max_clips, griffin_lim_floor=not args.no_griffin_lim,
                       png_path=args.png, gl_iters=args.gl_iters, mos=not args.no_mos)
     if args.model is not None:

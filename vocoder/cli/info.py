@@ -4,12 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from .model_args import add_model_arguments, load_model
+
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("info", help="describe a model: generator, parameters, sample rate, hop, mels, meta")
-    p.add_argument("--model", "-m", default=None,
-                   help="our .pt checkpoint, official BigVGAN folder or HiFi-GAN g_ file (default: the shipped model)")
-    p.add_argument("--config", default=None, help="official config.json when it is not next to the model file")
+    add_model_arguments(p, device=False, random_init=False)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     return p
 
@@ -32,10 +32,7 @@ def format_summary(d: dict) -> str:
 
 
 def run(args) -> int:
-    # deferred: start-up time of the CLI (model code, Lightning, matplotlib load only when run)
-    from ..inference import Vocoder
-
-    vocoder = Vocoder.from_pretrained(args.model, config=args.config)
+    vocoder = load_model(args)
     d = vocoder.describe()
     print(json.dumps(d, indent=2, default=str) if args.json else format_summary(d))
     return 0

@@ -16,21 +16,18 @@ import logging
 import os
 import sys
 
+from .model_args import add_model_arguments, load_model
+
 log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("serve", help="run the model as an HTTP / WebSocket service (batching, streaming)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", "-m", default=None,
-                   help="anything Vocoder.from_pretrained reads (default: the shipped model); a preset name with "
-                        "--random-init")
-    p.add_argument("--config", default=None, help="official config.json when it is not next to the model file")
-    p.add_argument("--random-init", action="store_true", help="allow a preset name as --model (random weights)")
+    add_model_arguments(p, device_help="cpu, cuda, ... (default: cpu)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default: 127.0.0.1, loopback only; 0.0.0.0 exposes the service)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free port)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--api-key", default=None,
                    help="require this key on every route but /healthz (default: $VOCODER_API_KEY, else none)")
@@ -94,13 +91,12 @@ def run(args) -> int:
         return 0
     import torch
 
-    from vocoder import Vocoder
     from vocoder.serving.app import create_app
     from vocoder.serving.server import run as run_server
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    voc = Vocoder.from_pretrained(args.model, device=args.device, config=args.config, random_init=args.random_init)
+    voc = load_model(args)
     app = create_app(voc, config)
     print(f"vocoder serve: {config.model_name or 'default model'} ({voc.sample_rate} Hz, hop {voc.hop_length}, "
           f"{voc.n_mels} mels) on http://{args.host}:{args.port}", file=sys.stderr)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..audio.mel import check_mel
+from .model_args import add_model_arguments, load_model
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +30,12 @@ log = logging.getLogger(__name__)
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("stream", help="streaming decode: mel frames (file or stdin) -> raw audio on stdout",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", "-m", default=None,
-                   help="our .pt checkpoint, official BigVGAN folder or HiFi-GAN g_ file (default: the shipped "
-                        "model); a preset name with --random-init")
+    add_model_arguments(p)
     p.add_argument("--input", "-i", default=None,
                    help="a .npy log-mel [n_mels, T]; default: raw float32 LE frames [T, n_mels] on stdin")
     p.add_argument("--format", choices=("pcm16", "float32"), default="pcm16",
                    help="raw little-endian output samples (default: pcm16)")
     p.add_argument("--chunk-frames", type=int, default=1, help="frames decoded per step (default: 1)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
-    p.add_argument("--config", default=None, help="official config.json when it is not next to the model file")
-    p.add_argument("--random-init", action="store_true",
-                   help="allow a preset name as --model (random weights: tests and benchmarks)")
     return p
 
 
@@ -91,13 +86,9 @@ def _stdin_chunks(stream, n_mels: int, chunk: int):
 
 
 def run(args) -> int:
-    # deferred: start-up time of the CLI (model code, Lightning, matplotlib load only when run)
-    from ..inference import Vocoder
-
     if args.chunk_frames < 1:
         raise ValueError(f"--chunk-frames must be >= 1, got {args.chunk_frames}")
-    vocoder = Vocoder.from_pretrained(args.model, device=args.device, config=args.config,
-                                      random_init=args.random_init)
+    vocoder = load_model(args)
     log.info("streaming %s: %d Hz, %d mels, hop %d, lookahead %d frames, output %s", vocoder.generator_name,
              vocoder.sample_rate, vocoder.n_mels, vocoder.hop_length, vocoder.lookahead_frames, args.format)
     if args.input is not None:

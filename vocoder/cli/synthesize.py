@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ..audio.io import AUDIO_EXTENSIONS, load_audio, save_audio
 from ..audio.mel import check_mel
+from .model_args import add_model_arguments, load_model
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("synthesize", help="vocode audio files (copy synthesis) or .npy mels to wav",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, .npy mels [n_mels, T], or folders")
-    p.add_argument("--model", "-m", default=None,
-                   help="our .pt checkpoint, official BigVGAN folder or HiFi-GAN g_ file (default: the shipped model)")
+    add_model_arguments(p, random_init=False)
     p.add_argument("--output", "-o", required=True, help="output folder")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (default: cpu)")
     p.add_argument("--batch-size", type=int, default=1, help="inputs decoded together (default: 1)")
-    p.add_argument("--config", default=None, help="official config.json when it is not next to the model file")
     p.add_argument("--spectrogram", action="store_true",
                    help="also write OUT/<name>.png comparing input and output spectrograms")
     return p
@@ -110,13 +108,10 @@ def plot_spectrograms(path: Path, mel_in: torch.Tensor, mel_out: torch.Tensor, t
 
 
 def run(args) -> int:
-    # deferred: start-up time of the CLI (model code, Lightning, matplotlib load only when run)
-    from ..inference import Vocoder
-
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     jobs, from_folder = collect_inputs(args.inputs)
-    vocoder = Vocoder.from_pretrained(args.model, device=args.device, config=args.config)
+    vocoder = load_model(args)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
 

@@ -1,0 +1,30 @@
+"""The model arguments every subcommand that runs a model shares (``--model``, ``--config``, ``--device``,
+``--random-init``), and loading the model they name."""
+from __future__ import annotations
+
+import argparse
+
+MODEL_HELP = ("the model: our .pt, a `vocoder train` .ckpt, an official BigVGAN / HiFi-GAN / ParallelWaveGAN / Vocos "
+              "folder or file (default: the shipped model)")
+
+
+def add_model_arguments(p: argparse.ArgumentParser, device: bool = True, random_init: bool = True,
+                        device_help: str = "cpu, cuda, cuda:1, ... (default: cpu)") -> None:
+    """``--model/-m``, ``--config``, and optionally ``--device`` and ``--random-init``."""
+    p.add_argument("--model", "-m", default=None,
+                   help=MODEL_HELP + ("; a preset name with --random-init" if random_init else ""))
+    p.add_argument("--config", default=None, help="official config.json (config.yml / config.yaml) when it is not "
+                                                  "next to the model file")
+    if device:
+        p.add_argument("--device", default="cpu", help=device_help)
+    if random_init:
+        p.add_argument("--random-init", action="store_true",
+                       help="allow a preset name as --model (random weights: tests and benchmarks)")
+
+
+def load_model(args: argparse.Namespace):
+    """The :class:`vocoder.Vocoder` the arguments of :func:`add_model_arguments` name."""
+    from ..inference import Vocoder  # deferred: start-up time of the CLI
+
+    return Vocoder.from_pretrained(args.model, device=getattr(args, "device", "cpu"), config=args.config,
+                                   random_init=getattr(args, "random_init", False))

@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     ap.add_argument("--corpus", default="data/corpus")
     ap.add_argument("--test-per-source", type=int, default=3)
     ap.add_argument("--samples", default=str(ROOT / "samples"))
-    ap.add_argument("--json", default=None, help="also write every report's means here")
+    ap.add_argument("--json", default=None, help="also write every report's means (and per-clip metrics) here")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
     if args.threads:
@@ -63,6 +63,7 @@ def main(argv=None) -> int:
             if first:
                 floors[split] = {"griffin_lim": report["mean"]["griffin_lim"], "reference": report["mean"]["reference"]}
             row[split] = report["mean"]["vocoder"]
+            row[f"{split}_clips"] = report["clips"]  # per clip, every system: where a model wins and loses
         rows.append(row)
         print(f"{label}: " + "; ".join(f"{s} {fmt(row[s])}" for s in splits), flush=True)
     lines = []

@@ -384,6 +384,23 @@ def test_push_together_equals_each_stream_alone(key):
     assert calls <= steps - 2 * rounds_of_three  # the three always ran as one call
 
 
+def test_push_together_with_scripted_decoders():
+    """Scripted decoders (short chunks run the frozen TorchScript copy) batch the same way."""
+    g = make_generator("vocos_same_prior_atan2")
+    decoders = [StreamingVocoder(g, script=True) for _ in range(3)]
+    mels = [random_mel("vocos_same_prior_atan2", N_MELS, 20, generator=torch.Generator().manual_seed(i))
+            for i in range(3)]
+    outs, calls = [[] for _ in decoders], 0
+    for a in range(0, 20, 4):
+        stats = {}
+        for out, y in zip(outs, push_together(decoders, [m[:, a:a + 4] for m in mels], stats=stats)):
+            out.append(y)
+        calls += stats["calls"]
+    assert calls == 5  # one call a round
+    for d, out, m in zip(decoders, outs, mels):
+        assert (torch.cat(out + [d.flush()]) - offline(g, m[None])[0]).abs().max().item() <= TOL
+
+
 def test_push_together_keeps_order_and_refuses_bad_chunks_before_decoding():
     g = make_generator("vocos_same_prior_atan2")
     a, b = StreamingVocoder(g), StreamingVocoder(g)

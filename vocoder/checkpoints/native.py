@@ -24,7 +24,7 @@ from ..utils import atomic_torch_save
 from .state import PathLike, load_matching_form, registry_name, unwrap_generator
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "save_checkpoint", "read_native", "read_training", "is_training_checkpoint",
-           "plain_values"]
+           "plain_values", "cpu_hours"]
 
 
 FORMAT_NAME = "vocoder"
@@ -85,6 +85,11 @@ def read_native(ckpt: Mapping[str, Any], path: PathLike) -> Tuple[nn.Module, Mel
     return generator, mel_config, dict(ckpt.get("meta") or {})
 
 
+def cpu_hours(cpu_seconds: float) -> float:
+    """A training run's CPU seconds as the ``cpu_hours`` its exports record (3 decimals)."""
+    return round(float(cpu_seconds) / 3600.0, 3)
+
+
 def is_training_checkpoint(ckpt: Any) -> bool:
     """Whether a loaded file is a Lightning checkpoint written by ``vocoder train``."""
     return isinstance(ckpt, Mapping) and isinstance(ckpt.get("state_dict"), Mapping) \
@@ -110,5 +115,5 @@ def read_training(ckpt: Mapping[str, Any], path: PathLike) -> Tuple[nn.Module, M
     meta = {"recipe": info.get("recipe_name"), "gan_step": int(ckpt.get("gan_step", 0)),
             "source": str(Path(path).resolve())}
     if "cpu_seconds" in ckpt:  # written since 2026-12-02
-        meta["cpu_hours"] = round(float(ckpt["cpu_seconds"]) / 3600.0, 3)
+        meta["cpu_hours"] = cpu_hours(ckpt["cpu_seconds"])
     return generator, mel_config, meta

@@ -131,17 +131,21 @@ class ModelWorker:
                     for _, _, _, _, loop, fut in jobs:
                         self._post(loop, fut, None, e)
                 continue
-            _, _, fn, args, loop, fut = item
             t0 = time.perf_counter()
-            try:
-                result = fn(*args)
-            except BaseException as e:  # handed to the awaiting coroutine
-                self._post(loop, fut, None, e)
-            else:
-                self._post(loop, fut, result, None)
-            finally:
-                self.busy_seconds += time.perf_counter() - t0
-                self.jobs_done += 1
+            self._call(item)
+            self.busy_seconds += time.perf_counter() - t0
+            self.jobs_done += 1
+
+    def _call(self, item) -> bool:
+        """Run one queued job and hand its result or exception to the awaiting coroutine; whether it succeeded."""
+        _, _, fn, args, loop, fut = item
+        try:
+            result = fn(*args)
+        except BaseException as e:
+            self._post(loop, fut, None, e)
+            return False
+        self._post(loop, fut, result, None)
+        return True
 
     def _run_round(self, jobs: list) -> None:
         """Stream steps together (:func:`vocoder.streaming.push_together`). If that refuses an input, the steps it
@@ -154,17 +158,11 @@ class ModelWorker:
             audio = push_together(decoders, [torch.from_numpy(j[3][1]) for j in jobs], stats=stats)
         except Exception as e:
             calls = 0
-            for d, n0, (_, _, fn, args, loop, fut) in zip(decoders, before, jobs):
+            for d, n0, job in zip(decoders, before, jobs):
                 if d.frames_in != n0:  # this one had been decoded when another failed: its audio is lost
-                    self._post(loop, fut, None, RuntimeError(f"stream step failed in a batched round: {e}"))
-                    continue
-                try:
-                    result = fn(*args)
-                except BaseException as e2:
-                    self._post(loop, fut, None, e2)
+                    self._post(job[4], job[5], None, RuntimeError(f"stream step failed in a batched round: {e}"))
                 else:
-                    calls += 1
-                    self._post(loop, fut, result, None)
+                    calls += self._call(job)
         else:
             calls = int(stats.get("calls", len(jobs)))
             for (_, _, _, _, loop, fut), y in zip(jobs, audio):

@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 
 from ..checkpoints import save_checkpoint
-from ..checkpoints.native import read_training
+from ..checkpoints.native import cpu_hours, read_training
 from ..nn.weight_normalization import fold_weight_norm as fold
 from ..utils import atomic_torch_save
 
@@ -49,7 +49,7 @@ def export_inference_checkpoint(source, out_path, fold_weight_norm: bool = True,
         generator = copy.deepcopy(source.generator).cpu()
         mel = source.mel_config
         meta = {"recipe": source.plan.name, "gan_step": int(source.gan_step), "source": "training",
-                "cpu_hours": round(float(source.cpu_seconds) / 3600.0, 3)}
+                "cpu_hours": cpu_hours(source.cpu_seconds)}
     else:
         generator, mel, meta = read_training(load_training_checkpoint(source), source)
     generator.eval()

@@ -9,9 +9,10 @@ One GAN step (manual optimisation, two optimisers), in HiFi-GAN's order::
                                                                                  default discriminator_start_step)
 
 ``self.gan_step`` counts GAN steps; it is saved in the checkpoint and drives every schedule (warm-up, LR decay,
-logging, checkpoints). ``self.cpu_seconds`` is the CPU time the run has used (the training process and its threads;
-with DDP, rank 0's), carried across resumes in the checkpoint, for curves and model cards in CPU-hours. Lightning's ``global_step`` counts optimiser steps instead (two per GAN step once the
-discriminator trains), see :func:`vocoder.training.recipes.lightning_max_steps`.
+logging, checkpoints). Lightning's ``global_step`` counts optimiser steps instead (two per GAN step once the
+discriminator trains), see :func:`vocoder.training.recipes.lightning_max_steps`. ``self.cpu_seconds`` is the CPU
+time the run has used (the training process and its threads; with DDP, rank 0's), carried across resumes in the
+checkpoint, for curves and model cards in CPU-hours.
 
 Learning rate: ``ExponentialLR(gamma=optim.lr_decay)`` stepped once every ``optim.lr_decay_every`` GAN steps, so
 ``lr = lr0 * lr_decay ** (gan_step // lr_decay_every)``. BigVGAN-v2 decays per step (0.9999996, every 1);

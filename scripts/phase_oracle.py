@@ -1,0 +1,88 @@
+#!/usr/bin/env python
+"""Where a Fourier-head model's gap to the reference is: amplitude or phase.
+
+    python scripts/phase_oracle.py CHECKPOINT [--corpus data/corpus] [--test-per-source 3] [--samples samples] \
+        [--json out.json] [--threads 2]
+
+On ``samples/`` and the release script's held-out corpus subset, scores (DistillMOS, DNSMOS OVRL, M-STFT,
+periodicity, V/UV F1, PESQ) the model's output, its predicted amplitude with the reference clip's phase, the
+reference's amplitude with its predicted phase (:mod:`vocoder.evaluation.oracle`), Griffin-Lim (32 iterations) on
+the same mels, and the reference clips' MOS. Prints one Markdown table per split.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from release_default_model import test_subset  # noqa: E402  (the release's fixed held-out subset)
+from training_curve import COLUMNS, HEADERS, fmt  # noqa: E402
+
+from vocoder.audio.io import load_audio  # noqa: E402
+from vocoder.evaluation import evaluate_pair, griffin_lim, list_clips, mos_scores  # noqa: E402
+from vocoder.evaluation.metrics import align  # noqa: E402
+from vocoder.evaluation.oracle import SWAPS, spectrum_swaps  # noqa: E402
+from vocoder.inference import Vocoder  # noqa: E402
+
+LABELS = {"vocoder": "model", "vocoder_amplitude+reference_phase": "model amplitude + reference phase",
+          "reference_amplitude+vocoder_phase": "reference amplitude + model phase",
+          "griffin_lim": "Griffin-Lim, 32 iterations", "reference": "reference clips"}
+
+
+def score_split(voc: Vocoder, files) -> dict:
+    """``{system: {"clips": [metrics...], "mean": {metric: mean}}}`` for the swaps, Griffin-Lim and the reference."""
+    per = {name: [] for name in (*SWAPS, "griffin_lim", "reference")}
+    for path in files:
+        ref = load_audio(path, voc.sample_rate)
+        with torch.inference_mode():
+            mel = voc.mel(ref)
+        outputs = spectrum_swaps(voc.generator, mel, ref)
+        outputs["griffin_lim"] = griffin_lim(mel.reshape(mel.shape[-2:]).cpu(), voc.mel_config)
+        cache = {}
+        for name, wav in outputs.items():
+            r, h = align(ref, wav.detach().cpu().float())
+            scores = evaluate_pair(r, h, voc.sample_rate, voc.mel_config, cache=cache)
+            scores.update(mos_scores(wav, voc.sample_rate))
+            per[name].append({"file": str(path), **scores})
+        per["reference"].append({"file": str(path), **mos_scores(ref, voc.sample_rate)})
+        print(f"{Path(path).name}: " + ", ".join(f"{n} {per[n][-1]['distillmos']:.2f}" for n in per), flush=True)
+    return {name: {"clips": rows, "mean": {k: float(np.nanmean([r[k] for r in rows])) for k in COLUMNS
+                                            if k in rows[0]}} for name, rows in per.items()}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoint", help="a Fourier-head model: our .pt or a `vocoder train` .ckpt")
+    ap.add_argument("--corpus", default="data/corpus")
+    ap.add_argument("--test-per-source", type=int, default=3)
+    ap.add_argument("--samples", default=str(ROOT / "samples"))
+    ap.add_argument("--json", default=None, help="also write every clip's metrics here")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    voc = Vocoder.from_pretrained(args.checkpoint).eval()
+    splits = {"samples": list_clips(args.samples)}
+    if (Path(args.corpus) / "test.txt").is_file():
+        splits["test"] = test_subset(Path(args.corpus), args.test_per_source)
+    results, lines = {}, []
+    for split, files in splits.items():
+        results[split] = res = score_split(voc, files)
+        lines += [f"\n{split} ({len(files)} clips):\n", f"| system | {' | '.join(HEADERS)} |",
+                  "|---|" + "---|" * len(HEADERS)]
+        lines += [f"| {LABELS[name]} | {fmt(r['mean'])} |" for name, r in res.items()]
+    print("\n".join(lines))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

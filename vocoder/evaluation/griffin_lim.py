@@ -19,7 +19,7 @@ import torch
 
 from ..audio.mel import MelConfig, check_mel, mel_filterbank, mel_spectrogram
 
-__all__ = ["mel_to_magnitude", "griffin_lim", "GriffinLimVocoder"]
+__all__ = ["mel_to_magnitude", "griffin_lim", "magnitude_griffin_lim", "GriffinLimVocoder"]
 
 
 def mel_to_magnitude(mel, config: MelConfig) -> np.ndarray:
@@ -33,7 +33,20 @@ def griffin_lim(mel, config: MelConfig, n_iter: int = 32, random_state: int = 0)
     """Log-mel ``[n_mels, T]`` (our front end) -> waveform float32 ``[T * hop_length]``."""
     if n_iter < 1:
         raise ValueError(f"n_iter must be >= 1, got {n_iter}")
-    mag = mel_to_magnitude(mel, config)
+    return magnitude_griffin_lim(mel_to_magnitude(mel, config), config, n_iter, random_state)
+
+
+def magnitude_griffin_lim(magnitude, config: MelConfig, n_iter: int = 32, random_state: int = 0) -> torch.Tensor:
+    """Linear magnitude ``[n_fft // 2 + 1, T]`` in our front end's framing -> waveform float32 ``[T * hop_length]``.
+
+    librosa's fast Griffin-Lim (momentum 0.99) from random phase; frames are placed as the mel front end cuts them
+    (``(n_fft - hop) / 2`` samples of padding each side), so the output lines up with the clip the mel came from.
+    """
+    if n_iter < 1:
+        raise ValueError(f"n_iter must be >= 1, got {n_iter}")
+    mag = magnitude.detach().cpu().numpy() if torch.is_tensor(magnitude) else np.asarray(magnitude)
+    if mag.ndim != 2 or mag.shape[0] != config.n_fft // 2 + 1:
+        raise ValueError(f"magnitude must be [{config.n_fft // 2 + 1}, T], got {tuple(mag.shape)}")
     frames = mag.shape[1]
     pad = (config.n_fft - config.hop_length) // 2
     wav = librosa.griffinlim(

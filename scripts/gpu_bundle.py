@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     print(f"travels: working tree {tree / 2 ** 20:.1f} MiB + {args.out.name} {bundle / 2 ** 20:.1f} MiB "
           f"(limit {TRAVEL_LIMIT_MIB} MiB)")
     if tree + bundle > TRAVEL_LIMIT_MIB * 2 ** 20:
-        print(f"too large for the device tool: lower --audio-mib", file=sys.stderr)
+        print("too large for the device tool: lower --audio-mib", file=sys.stderr)
         return 1
     return 0
 

@@ -7,7 +7,8 @@
 On ``samples/`` and the release script's held-out corpus subset, scores (DistillMOS, DNSMOS OVRL, M-STFT,
 periodicity, V/UV F1, PESQ) the model's output, its predicted amplitude with the reference clip's phase, the
 reference's amplitude with its predicted phase (:mod:`vocoder.evaluation.oracle`), its predicted amplitude with
-Griffin-Lim's phase retrieval, Griffin-Lim (32 iterations) on the same mels, and the reference clips' MOS. Prints one Markdown table per split.
+Griffin-Lim's phase retrieval, Griffin-Lim (32 iterations) on the same mels, and the reference clips' MOS.
+Prints one Markdown table per split.
 """
 from __future__ import annotations
 
@@ -22,34 +23,29 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from release_default_model import test_subset  # noqa: E402  (the release's fixed held-out subset)
-from training_curve import COLUMNS, HEADERS, fmt  # noqa: E402
+from training_curve import COLUMNS, HEADERS, add_split_arguments, fmt, splits_from_arguments  # noqa: E402
 
 from vocoder.audio.io import load_audio  # noqa: E402
-from vocoder.evaluation import evaluate_pair, griffin_lim, list_clips, magnitude_griffin_lim, mos_scores  # noqa: E402
+from vocoder.evaluation import evaluate_pair, griffin_lim, mos_scores  # noqa: E402
 from vocoder.evaluation.metrics import align  # noqa: E402
-from vocoder.evaluation.oracle import SWAPS, spectrum_swaps  # noqa: E402
-from vocoder.generators.vocos import MAX_AMPLITUDE  # noqa: E402
+from vocoder.evaluation.oracle import AMPLITUDE_GRIFFIN_LIM, SWAPS, spectrum_swaps  # noqa: E402
 from vocoder.inference import Vocoder  # noqa: E402
 
 LABELS = {"vocoder": "model", "vocoder_amplitude+reference_phase": "model amplitude + reference phase",
           "reference_amplitude+vocoder_phase": "reference amplitude + model phase",
-          "vocoder_amplitude+griffin_lim": "model amplitude + Griffin-Lim's phase (32 iterations)",
+          AMPLITUDE_GRIFFIN_LIM: "model amplitude + Griffin-Lim's phase (32 iterations)",
           "griffin_lim": "Griffin-Lim, 32 iterations", "reference": "reference clips"}
 
 
 def score_split(voc: Vocoder, files) -> dict:
     """``{system: {"clips": [metrics...], "mean": {metric: mean}}}`` for the swaps, Griffin-Lim and the reference."""
-    per = {name: [] for name in (*SWAPS, "vocoder_amplitude+griffin_lim", "griffin_lim", "reference")}
+    per = {name: [] for name in (*SWAPS, AMPLITUDE_GRIFFIN_LIM, "griffin_lim", "reference")}
     for path in files:
         ref = load_audio(path, voc.sample_rate)
         with torch.inference_mode():
             mel = voc.mel(ref)
-        outputs = spectrum_swaps(voc.generator, mel, ref)
-        with torch.inference_mode():  # the same phase retrieval as the Griffin-Lim row, on the model's amplitude
-            log_amp = voc.generator.spectrum(mel.reshape(1, *mel.shape[-2:]))[0][0]
-        outputs["vocoder_amplitude+griffin_lim"] = magnitude_griffin_lim(log_amp.exp().clamp(max=MAX_AMPLITUDE),
-                                                                         voc.mel_config)
+        # the Griffin-Lim row's phase retrieval on the model's amplitude too
+        outputs = spectrum_swaps(voc.generator, mel, ref, griffin_lim_config=voc.mel_config)
         outputs["griffin_lim"] = griffin_lim(mel.reshape(mel.shape[-2:]).cpu(), voc.mel_config)
         cache = {}
         for name, wav in outputs.items():
@@ -66,18 +62,10 @@ def score_split(voc: Vocoder, files) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint", help="a Fourier-head model: our .pt or a `vocoder train` .ckpt")
-    ap.add_argument("--corpus", default="data/corpus")
-    ap.add_argument("--test-per-source", type=int, default=3)
-    ap.add_argument("--samples", default=str(ROOT / "samples"))
-    ap.add_argument("--json", default=None, help="also write every clip's metrics here")
-    ap.add_argument("--threads", type=int, default=None)
+    add_split_arguments(ap, "also write every clip's metrics here")
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    splits = splits_from_arguments(args)
     voc = Vocoder.from_pretrained(args.checkpoint).eval()
-    splits = {"samples": list_clips(args.samples)}
-    if (Path(args.corpus) / "test.txt").is_file():
-        splits["test"] = test_subset(Path(args.corpus), args.test_per_source)
     results, lines = {}, []
     for split, files in splits.items():
         results[split] = res = score_split(voc, files)

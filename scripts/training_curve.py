@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from release_default_model import test_subset  # noqa: E402  (the release's fixed held-out subset)
 
 from vocoder.evaluation.gate import gate_failures  # noqa: E402
-from vocoder.evaluation.report import evaluate  # noqa: E402
+from vocoder.evaluation.report import evaluate, list_clips  # noqa: E402
 from vocoder.inference import Vocoder  # noqa: E402
 
 COLUMNS = ("distillmos", "dnsmos_ovrl", "mstft", "periodicity", "vuv_f1", "pesq")
@@ -36,20 +36,32 @@ def fmt(row: dict) -> str:
     return " | ".join("-" if row.get(k) is None else f"{row[k]:.3f}" for k in COLUMNS)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("checkpoints", nargs="+", metavar="LABEL=PATH")
+def add_split_arguments(ap: argparse.ArgumentParser, json_help: str) -> None:
+    """The clips to score (``samples/`` and the corpus test subset), ``--json`` and ``--threads``."""
     ap.add_argument("--corpus", default="data/corpus")
     ap.add_argument("--test-per-source", type=int, default=3)
     ap.add_argument("--samples", default=str(ROOT / "samples"))
-    ap.add_argument("--json", default=None, help="also write every report's means (and per-clip metrics) here")
+    ap.add_argument("--json", default=None, help=json_help)
     ap.add_argument("--threads", type=int, default=None)
-    args = ap.parse_args(argv)
+
+
+def splits_from_arguments(args: argparse.Namespace) -> dict:
+    """Sets the thread count; ``{"samples": clips, "test": clips}`` (no ``"test"`` when the corpus has no test
+    split), each a list of audio files."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    splits = {"samples": args.samples}
+    splits = {"samples": list_clips(args.samples)}
     if (Path(args.corpus) / "test.txt").is_file():
         splits["test"] = test_subset(Path(args.corpus), args.test_per_source)
+    return splits
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("checkpoints", nargs="+", metavar="LABEL=PATH")
+    add_split_arguments(ap, "also write every report's means (and per-clip metrics) here")
+    args = ap.parse_args(argv)
+    splits = splits_from_arguments(args)
     rows, floors = [], {}
     for item in args.checkpoints:
         label, _, path = item.rpartition("=")

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from vocoder.audio.mel import MelConfig, mel_spectrogram
-from vocoder.evaluation.oracle import AMPLITUDE_ORACLE, PHASE_ORACLE, SWAPS, VOCODER, reference_spectrum, spectrum_swaps
+from vocoder.evaluation import magnitude_griffin_lim
+from vocoder.evaluation.oracle import (AMPLITUDE_GRIFFIN_LIM, AMPLITUDE_ORACLE, PHASE_ORACLE, SWAPS, VOCODER,
+                                       reference_spectrum, spectrum_swaps)
 from vocoder.generators import build_generator
 from vocoder.generators.vocos import VocosConfig
 
@@ -82,6 +84,13 @@ def test_vocoder_entry_is_the_generators_forward_and_swaps_differ():
     # random weights: the oracle halves change the audio
     assert not torch.allclose(out[AMPLITUDE_ORACLE], out[VOCODER], atol=1e-3)
     assert not torch.allclose(out[PHASE_ORACLE], out[VOCODER], atol=1e-3)
+    # with a front end: also the predicted amplitude through Griffin-Lim's phase retrieval (8 iterations here)
+    with_gl = spectrum_swaps(gen, mel, wav, griffin_lim_config=MEL, griffin_lim_iters=8)
+    assert set(with_gl) == {*SWAPS, AMPLITUDE_GRIFFIN_LIM}
+    assert all(torch.equal(with_gl[k], out[k]) for k in SWAPS)
+    with torch.no_grad():
+        log_amp = gen.spectrum(mel)[0][0]
+    assert torch.equal(with_gl[AMPLITUDE_GRIFFIN_LIM], magnitude_griffin_lim(log_amp.exp(), MEL, 8))
 
 
 def test_rejects_other_generators_and_bad_mels():
@@ -98,17 +107,13 @@ def test_phase_oracle_script_scores_every_system(tmp_path, capsys):
     """scripts/phase_oracle.py end to end on a small random model and one clip (no corpus)."""
     for module in ("pesq", "pystoi", "auraloss", "torchcrepe", "distillmos", "speechmos"):
         pytest.importorskip(module)
-    import importlib.util
     import json
-    from pathlib import Path
 
+    from helpers import REPO, load_script
     from vocoder.audio.io import save_audio
     from vocoder.checkpoints.native import save_checkpoint
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "phase_oracle.py"
-    spec = importlib.util.spec_from_file_location("phase_oracle", script)
-    oracle = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(oracle)
+    oracle = load_script(REPO / "scripts" / "phase_oracle.py")
     save_checkpoint(tmp_path / "m.pt", small_fourier(prior="pinv"), MEL)
     (tmp_path / "clips").mkdir()
     save_audio(tmp_path / "clips" / "a.wav", clip(n=24000, seed=3), MEL.sample_rate)

@@ -13,5 +13,5 @@ from .report import evaluate, format_table, list_clips, plot_spectrograms, summa
 
 __all__ = ["evaluate_pair", "pesq_wb", "stoi", "multi_resolution_stft", "mel_l1", "mel_cepstral_distortion",
            "periodicity_metrics", "METRICS", "HIGHER_IS_BETTER", "griffin_lim", "magnitude_griffin_lim",
-           "mel_to_magnitude", "GriffinLimVocoder", "evaluate", "summarize", "format_table", "write_json", "plot_spectrograms",
-           "list_clips", "MOS_METRICS", "distillmos_score", "dnsmos_scores", "mos_scores"]
+           "mel_to_magnitude", "GriffinLimVocoder", "evaluate", "summarize", "format_table", "write_json",
+           "plot_spectrograms", "list_clips", "MOS_METRICS", "distillmos_score", "dnsmos_scores", "mos_scores"]

@@ -1,7 +1,6 @@
 """scripts/gpu_bundle.py: a balanced, lossless FLAC subset within its size budget, listed for `vocoder train`."""
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
 from pathlib import Path
 
@@ -9,15 +8,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_bundle.py"
+from helpers import REPO, load_script
 
 
 @pytest.fixture(scope="module")
 def bundle():
-    spec = importlib.util.spec_from_file_location("gpu_bundle", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "scripts" / "gpu_bundle.py")
 
 
 def test_balanced_order_keeps_each_sources_share_in_every_prefix(bundle):

@@ -1,20 +1,16 @@
 """scripts/release_default_model.py: the fixed held-out subset and the model card it writes."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "release_default_model.py"
+from helpers import REPO, load_script
 
 
 @pytest.fixture(scope="module")
 def release():
-    spec = importlib.util.spec_from_file_location("release_default_model", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "scripts" / "release_default_model.py")
 
 
 def test_test_subset_is_stratified_sorted_and_stable(release, tmp_path):

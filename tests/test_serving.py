@@ -1,7 +1,6 @@
 """``vocoder serve``: every route, stream = offline, batching, bad input, overload (503), the API key, a bounded
 load run. Servers run in-process (uvicorn in a thread) on free 127.0.0.1 ports and are stopped by the fixtures."""
 import asyncio
-import importlib.util
 import io
 import json
 import os
@@ -30,6 +29,8 @@ from vocoder import Vocoder  # noqa: E402
 from vocoder.plugins import convert_mel  # noqa: E402
 from vocoder.serving import AsyncClient, BackgroundServer, Client, ServeConfig, ServingError, create_app  # noqa: E402
 from vocoder.serving import protocol  # noqa: E402
+
+from helpers import load_script  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
@@ -460,10 +461,7 @@ def test_api_key(voc, monkeypatch):
 
 # ---------------------------------------------------------------------------------------------- load
 def _load_test_module():
-    spec = importlib.util.spec_from_file_location("load_test", ROOT / "scripts" / "load_test.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "scripts" / "load_test.py")
 
 
 def test_bounded_load_run(server, voc):

@@ -1,9 +1,7 @@
 """scripts/warm_start.py: float16 storage, meta, the audio check and the split for the GPU machine's 16 MiB limit."""
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,15 +13,12 @@ from vocoder.generators import build_generator
 from vocoder.generators.vocos import VocosConfig
 from vocoder.inference import Vocoder
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "warm_start.py"
+from helpers import REPO, load_script
 
 
 @pytest.fixture(scope="module")
 def warm_start():
-    spec = importlib.util.spec_from_file_location("warm_start", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "scripts" / "warm_start.py")
 
 
 def test_half_warm_start_with_meta_audio_check_and_parts(warm_start, tmp_path, capsys):

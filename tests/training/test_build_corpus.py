@@ -1,20 +1,13 @@
 """recipes/data/build_corpus.py: the hedgewars-data source (pure functions; no network, no sox)."""
-import importlib.util
-import sys
 from pathlib import Path
+
+from helpers import load_script
 
 PATH = Path(__file__).resolve().parents[2] / "recipes" / "data" / "build_corpus.py"
 
 
 def _bc():
-    mod = sys.modules.get("build_corpus")
-    if mod is not None and Path(getattr(mod, "__file__", "")).resolve() == PATH:
-        return mod
-    spec = importlib.util.spec_from_file_location("build_corpus", PATH)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["build_corpus"] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(PATH)
 
 
 def _pkgs():

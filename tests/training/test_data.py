@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,8 @@ from vocoder.audio.mel import MelConfig, mel_spectrogram
 from vocoder.training.clips import validation_count
 from vocoder.training.data import (EpochSampler, SegmentDataset, VocoderDataModule, default_num_workers,
                                    list_audio_files, split_by_file)
+
+from helpers import REPO, load_script
 
 SR = 16000
 MEL = MelConfig(sample_rate=SR, n_fft=256, hop_length=64, win_length=256, n_mels=20, fmin=0.0, fmax=8000.0)
@@ -354,14 +355,7 @@ def test_lightning_fit_resume_reproduces_stream(corpus, tmp_path):
 
 
 def _corpus_script():
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[2] / "recipes" / "data" / "build_corpus.py"
-    spec = importlib.util.spec_from_file_location("build_corpus", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("build_corpus", mod)  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(REPO / "recipes" / "data" / "build_corpus.py")
 
 
 def test_corpus_script_names_speakers_and_holds_out_test_voices():

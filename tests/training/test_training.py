@@ -156,6 +156,31 @@ def test_resume_continues_exactly(audio_dir, tmp_path):
         ck_res["cpu_seconds"] / 3600.0, 3)
 
 
+def test_resume_takes_the_recipes_new_lr_schedule(audio_dir, tmp_path):
+    """`--resume auto optim.lr=...`: the restored optimiser moves to the new recipe's schedule at the resumed step
+    (the saved scheduler state would otherwise keep the old one), and decays from there."""
+    from vocoder.training.callbacks import load_training_checkpoint
+
+    run_train(tiny("optim.lr=1e-3", "optim.lr_decay=0.5", "optim.lr_decay_every=2", "trainer.max_steps=2"),
+              audio_dir, tmp_path / "run")
+    import pytorch_lightning as pl
+
+    seen = []
+
+    class Probe(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            seen.append([g["lr"] for o in trainer.optimizers for g in o.param_groups])
+
+    res = run_train(tiny("optim.lr=4e-4", "optim.lr_decay=0.5", "optim.lr_decay_every=2", "trainer.max_steps=5"),
+                    audio_dir, tmp_path / "run", resume="auto", callbacks=[Probe()])
+    # steps 2, 3, 4 ran at 4e-4 * 0.5 ** (step // 2); the LR after step 5 is 4e-4 * 0.5 ** 2
+    assert [lrs[0] for lrs in seen] == pytest.approx([4e-4 * 0.5, 4e-4 * 0.5, 4e-4 * 0.25])
+    assert all(len(set(lrs)) == 1 for lrs in seen)  # generator and discriminator alike
+    ck = load_training_checkpoint(res.last_checkpoint)
+    for opt in ck["optimizer_states"]:
+        assert opt["param_groups"][0]["lr"] == pytest.approx(4e-4 * 0.5 ** (5 // 2))
+
+
 # ------------------------------------------------------------------------------------------------ checkpoint IO
 
 

@@ -7,7 +7,8 @@
 Overrides are dotted recipe keys with YAML values: ``optim.lr=1e-4``, ``data.batch_size=4``,
 ``generator.config.upsample_initial_channel=128``, ``discriminators.0.args.channel_mult=0.5``.
 Checkpoints go to RUN_DIR/checkpoints (atomic writes; ``last.ckpt`` always the latest); SIGTERM saves
-``last.ckpt`` and exits 0; ``--resume auto`` continues from it with the same step, optimiser and data position.
+``last.ckpt`` and exits 0; ``--resume auto`` continues from it with the same step, optimiser and data position
+(with overrides such as ``optim.lr=1e-4``, the LR moves to the new schedule at that step).
 A run that ends without an optimisation step, or short of ``--max-steps`` for any other reason, exits 1 with a
 message. A training set smaller than a batch is sampled with replacement (random segments; a warning says so).
 

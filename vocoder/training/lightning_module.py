@@ -118,6 +118,30 @@ class GANVocoder(pl.LightningModule):
         self._cpu_before = float(checkpoint.get("cpu_seconds", 0.0))
         self._cpu_start = time.process_time()
 
+    def on_train_start(self) -> None:
+        """Put the optimisers on the recipe's LR schedule at ``gan_step``.
+
+        A resumed run restores its optimiser and scheduler state, which would keep the old schedule even when the
+        recipe changed it (``--resume auto optim.lr=1e-4``). The LR is a function of the recipe and ``gan_step``
+        (module docstring), so where the restored LR is not that value, it is set to it. An unchanged recipe
+        restores within rounding of the formula and is left bit-exact.
+        """
+        o = self.plan.optim
+        lr = o.lr * o.lr_decay ** (self.gan_step // o.lr_decay_every)
+        for opt, sch in zip(self.optimizers(), self.lr_schedulers()):
+            opt = getattr(opt, "optimizer", opt)  # LightningOptimizer wraps the torch optimiser
+            current = [g["lr"] for g in opt.param_groups]
+            if all(abs(c - lr) <= 1e-6 * lr for c in current) and getattr(sch, "gamma", o.lr_decay) == o.lr_decay:
+                continue
+            if self.gan_step > 0:
+                log.info("optimiser LR %.3g -> %.3g: the recipe's schedule (optim.lr=%g, lr_decay=%g every %d) at GAN "
+                         "step %d", current[0], lr, o.lr, o.lr_decay, o.lr_decay_every, self.gan_step)
+            for g in opt.param_groups:
+                g["lr"], g["initial_lr"] = lr, o.lr
+            sch.base_lrs = [o.lr] * len(opt.param_groups)
+            sch.gamma = o.lr_decay
+            sch._last_lr = [lr] * len(opt.param_groups)
+
     # ------------------------------------------------------------------ losses
 
     def _fp32(self):

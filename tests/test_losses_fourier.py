@@ -112,3 +112,23 @@ def test_fourier_losses_need_a_fourier_generator():
 def test_unknown_phase_weighting_is_refused():
     with pytest.raises(ValueError, match="phase_weighting"):
         FourierLosses(256, 64, phase_weighting="loud")
+
+
+def test_phase_weights_follow_the_reference_amplitude():
+    amp = torch.tensor([[[4.0, 1.0], [0.04, 0.0]]])  # [B=1, F=2, T=2], loudest bin 4
+    assert FourierLosses(256, 64).phase_weight(amp) is None
+    linear = FourierLosses(256, 64, phase_weighting="amplitude").phase_weight(amp)
+    torch.testing.assert_close(linear, torch.tensor([[[1.0, 0.25], [0.01, 0.0]]]))
+    root = FourierLosses(256, 64, phase_weighting="sqrt_amplitude").phase_weight(amp)
+    torch.testing.assert_close(root, torch.tensor([[[1.0, 0.5], [0.1, 0.0]]]))  # -40 dB keeps 1/10, silence 0
+
+
+def test_recipe_refuses_an_unknown_phase_weighting():
+    from vocoder.training.recipes import resolve_recipe
+
+    with pytest.raises(ValueError, match="phase_weighting"):
+        resolve_recipe({"generator": {"preset": "vocos_22khz_80band"}, "discriminators": [{"name": "mrd"}],
+                        "losses": {"phase_weighting": "loud"}})
+    r = resolve_recipe({"generator": {"preset": "vocos_22khz_80band"}, "discriminators": [{"name": "mrd"}],
+                        "losses": {"phase_weighting": "sqrt_amplitude"}})
+    assert r["losses"]["phase_weighting"] == "sqrt_amplitude"

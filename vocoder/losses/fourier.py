@@ -8,7 +8,8 @@ framed the way the generator's inverse STFT frames it (:class:`STFTFrames`), and
   silence level stops near-silent bins (whose log varies a lot and matters little) from dominating the loss;
 - phase (anti-wrapping, ``f(x) = |x - 2 pi round(x / 2 pi)|``): instantaneous phase, group delay (difference
   along frequency), instantaneous angular frequency (difference along time); optionally weighted per bin by the
-  reference amplitude (``phase_weighting="amplitude"``), since the phase of an empty bin is noise;
+  reference amplitude (``phase_weighting="amplitude"``), since the phase of an empty bin is noise, or by its square
+  root (``"sqrt_amplitude"``: a harmonic 40 dB below the loudest bin keeps 1/10 of its weight instead of 1/100);
 - consistency: mean squared distance between the predicted STFT and the STFT of the audio it makes
   (a spectrogram that no signal has is penalised);
 - real/imaginary: L1 between the re-analysed STFT and the real STFT, real and imaginary parts.
@@ -26,7 +27,7 @@ from ..audio.mel import stft
 
 __all__ = ["anti_wrap", "STFTFrames", "FourierLosses", "PHASE_WEIGHTINGS"]
 
-PHASE_WEIGHTINGS = ("none", "amplitude")
+PHASE_WEIGHTINGS = ("none", "amplitude", "sqrt_amplitude")
 TWO_PI = 2 * math.pi
 
 
@@ -76,6 +77,14 @@ class FourierLosses(nn.Module):
         self.log_floor = math.log(amplitude_floor)
         self.phase_weighting = phase_weighting
 
+    def phase_weight(self, real_amplitude: torch.Tensor):
+        """Per-bin weight of the phase terms from the reference amplitude ``[B, F, T]`` (``None``: unweighted):
+        the amplitude (or its square root) relative to each clip's loudest bin, in [0, 1]."""
+        if self.phase_weighting == "none":
+            return None
+        weight = real_amplitude / real_amplitude.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+        return weight.sqrt() if self.phase_weighting == "sqrt_amplitude" else weight
+
     def phase_terms(self, phase: torch.Tensor, real_phase: torch.Tensor, weight: torch.Tensor = None):
         """Instantaneous phase, group delay and instantaneous angular frequency losses (anti-wrapped means)."""
         def mean(x, w):
@@ -96,9 +105,7 @@ class FourierLosses(nn.Module):
             real_amp = real.abs()
             real_log = torch.log(real_amp.clamp_min(1e-12)).clamp_min(self.log_floor)
             real_phase = torch.angle(real)
-            weight = None
-            if self.phase_weighting == "amplitude":
-                weight = real_amp / real_amp.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+            weight = self.phase_weight(real_amp)
         if real.shape[-1] != frames:
             raise ValueError(f"predicted spectrum has {frames} frames, the reference audio {real.shape[-1]}")
         out = {"amplitude": F.mse_loss(log_amplitude.float().clamp_min(self.log_floor), real_log)}

@@ -55,7 +55,7 @@ DEFAULTS: Dict[str, Any] = {
         "phase_ip": 0.0,  # anti-wrapped instantaneous phase
         "phase_gd": 0.0,  # anti-wrapped group delay
         "phase_iaf": 0.0,  # anti-wrapped instantaneous angular frequency
-        "phase_weighting": "none",  # none | amplitude (each bin's phase error weighted by the reference amplitude)
+        "phase_weighting": "none",  # none | amplitude | sqrt_amplitude (phase errors weighted by the reference)
         "consistency": 0.0,  # predicted STFT vs the STFT of the audio it makes
         "real_imag": 0.0,  # re-analysed STFT vs real STFT, L1 on real and imaginary parts
     },
@@ -159,8 +159,11 @@ def _validate(r: Mapping[str, Any]) -> None:
             raise ValueError(f"recipe.discriminators[{i}] must be {{name: str, args: mapping}}, got {d!r}")
     if r["losses"]["kind"] not in ("lsgan", "hinge"):
         raise ValueError(f"losses.kind must be 'lsgan' or 'hinge', got {r['losses']['kind']!r}")
-    if r["losses"]["phase_weighting"] not in ("none", "amplitude"):
-        raise ValueError(f"losses.phase_weighting must be 'none' or 'amplitude', got {r['losses']['phase_weighting']!r}")
+    from ..losses.fourier import PHASE_WEIGHTINGS  # here: the recipe module itself does not need torch
+
+    if r["losses"]["phase_weighting"] not in PHASE_WEIGHTINGS:
+        raise ValueError(f"losses.phase_weighting must be one of {PHASE_WEIGHTINGS}, got "
+                         f"{r['losses']['phase_weighting']!r}")
     o = r["optim"]
     if o["name"] not in ("adam", "adamw"):
         raise ValueError(f"optim.name must be 'adam' or 'adamw', got {o['name']!r}")

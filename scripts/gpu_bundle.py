@@ -26,6 +26,8 @@ from pathlib import Path
 
 import soundfile as sf
 
+from vocoder.training.clips import list_audio_files
+
 ROOT = Path(__file__).resolve().parents[1]
 #: what ``vocoder train`` imports that the GPU machine's image lacks (librosa's and soundfile's own needs included)
 MISSING_THERE = ("librosa", "soundfile", "soxr", "audioread", "pooch", "platformdirs", "decorator", "cffi", "pycparser")
@@ -82,6 +84,15 @@ def travel_size(root: Path) -> int:
     return sum((root / f).stat().st_size for f in out.decode().split("\0") if f and (root / f).is_file())
 
 
+def corpus_list(corpus: Path, name: str) -> list:
+    """The files a corpus list names (``vocoder train``'s reading: comments, blank lines), relative to ``corpus``."""
+    files = list_audio_files(corpus / name)
+    outside = [str(f) for f in files if not f.resolve().is_relative_to(corpus.resolve())]
+    if outside:
+        raise ValueError(f"{corpus / name} names files outside {corpus}, e.g. {outside[0]}")
+    return [f.resolve().relative_to(corpus.resolve()).as_posix() for f in files]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=ROOT / "data" / "corpus_v2")
@@ -96,12 +107,11 @@ def main(argv=None) -> int:
             ap.error(f"{args.corpus / name} missing: build the corpus first (recipes/data/build_corpus.py)")
     wheels = [] if args.no_wheels else download_wheels(args.out / "whl")
     corpus_out = args.out / "corpus"
-    read = lambda name: [l.strip() for l in (args.corpus / name).read_text().splitlines() if l.strip()]  # noqa: E731
-    train = to_flac(args.corpus, balanced_order(read("train.txt"), args.seed), corpus_out,
+    train = to_flac(args.corpus, balanced_order(corpus_list(args.corpus, "train.txt"), args.seed), corpus_out,
                     int(args.audio_mib * 2 ** 20))
     if not train:
         ap.error(f"--audio-mib {args.audio_mib} holds no clip")
-    val = to_flac(args.corpus, sorted(read("val.txt"))[: args.val_clips], corpus_out, 2 ** 40)
+    val = to_flac(args.corpus, sorted(corpus_list(args.corpus, "val.txt"))[: args.val_clips], corpus_out, 2 ** 40)
     (corpus_out / "train.txt").write_text("\n".join(train) + "\n")
     (corpus_out / "val.txt").write_text("\n".join(val) + "\n")
     seconds = sum(sf.info(corpus_out / rel).duration for rel in train)

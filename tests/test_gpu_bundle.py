@@ -45,3 +45,13 @@ def test_flac_subset_is_lossless_and_within_budget(bundle, tmp_path):
         a, _ = sf.read(corpus / rel, dtype="int16")
         b, sr = sf.read(out / w, dtype="int16")
         assert sr == 22050 and np.array_equal(a, b)
+
+
+def test_corpus_lists_are_read_as_vocoder_train_reads_them(bundle, tmp_path):
+    corpus = tmp_path / "corpus"
+    (corpus / "wav" / "a").mkdir(parents=True)
+    (corpus / "train.txt").write_text("# the training split\nwav/a/1.wav\n\nwav/a/2.wav  # second\n")
+    assert bundle.corpus_list(corpus, "train.txt") == ["wav/a/1.wav", "wav/a/2.wav"]
+    (corpus / "val.txt").write_text(f"{tmp_path / 'elsewhere.wav'}\n")
+    with pytest.raises(ValueError, match="outside"):
+        bundle.corpus_list(corpus, "val.txt")

@@ -86,11 +86,14 @@ def travel_size(root: Path) -> int:
 
 def corpus_list(corpus: Path, name: str) -> list:
     """The files a corpus list names (``vocoder train``'s reading: comments, blank lines), relative to ``corpus``."""
-    files = list_audio_files(corpus / name)
-    outside = [str(f) for f in files if not f.resolve().is_relative_to(corpus.resolve())]
-    if outside:
-        raise ValueError(f"{corpus / name} names files outside {corpus}, e.g. {outside[0]}")
-    return [f.resolve().relative_to(corpus.resolve()).as_posix() for f in files]
+    root = corpus.resolve()
+    rels = []
+    for f in list_audio_files(corpus / name):
+        f = f.resolve()
+        if not f.is_relative_to(root):
+            raise ValueError(f"{corpus / name} names files outside {corpus}, e.g. {f}")
+        rels.append(f.relative_to(root).as_posix())
+    return rels
 
 
 def main(argv=None) -> int:

@@ -131,11 +131,10 @@ class GANVocoder(pl.LightningModule):
         for opt, sch in zip(self.optimizers(), self.lr_schedulers()):
             opt = getattr(opt, "optimizer", opt)  # LightningOptimizer wraps the torch optimiser
             current = [g["lr"] for g in opt.param_groups]
-            if all(abs(c - lr) <= 1e-6 * lr for c in current) and getattr(sch, "gamma", o.lr_decay) == o.lr_decay:
+            if all(abs(c - lr) <= 1e-6 * lr for c in current) and sch.gamma == o.lr_decay:
                 continue
-            if self.gan_step > 0:
-                log.info("optimiser LR %.3g -> %.3g: the recipe's schedule (optim.lr=%g, lr_decay=%g every %d) at GAN "
-                         "step %d", current[0], lr, o.lr, o.lr_decay, o.lr_decay_every, self.gan_step)
+            log.info("optimiser LR %.3g -> %.3g: the recipe's schedule (optim.lr=%g, lr_decay=%g every %d) at GAN "
+                     "step %d", current[0], lr, o.lr, o.lr_decay, o.lr_decay_every, self.gan_step)
             for g in opt.param_groups:
                 g["lr"], g["initial_lr"] = lr, o.lr
             sch.base_lrs = [o.lr] * len(opt.param_groups)

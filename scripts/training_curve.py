@@ -2,12 +2,14 @@
 """Score training checkpoints on held-out speech: one row per checkpoint, Griffin-Lim and the reference once.
 
     python scripts/training_curve.py LABEL=runs/x/snap_15min.ckpt LABEL2=runs/x/checkpoints/last.ckpt ... \
-        [--corpus data/corpus] [--test-per-source 3] [--samples samples] [--json curve.json] [--threads 2]
+        [--corpus data/corpus] [--test-per-source 3] [--samples samples] [--json curve.json] [--threads 2] \
+        [--phase-iterations 0 16]
 
 Each checkpoint (a Lightning ``.ckpt`` or our ``.pt``) is scored with ``vocoder.evaluation.evaluate`` on
 ``samples/`` and on the release script's fixed subset of the corpus test split (voices never trained on), with
 the listener-facing metrics first: DistillMOS, DNSMOS OVRL, M-STFT, periodicity error, V/UV F1, then PESQ.
 Griffin-Lim (32 iterations) on the same mels and the reference clips' MOS are scored with the first checkpoint.
+``--phase-iterations`` scores each checkpoint once per count of phase-refinement iterations (Fourier heads).
 Prints a Markdown table (the one in ``recipes/warm_start/README.md``) and the gate's verdict for each row.
 """
 from __future__ import annotations
@@ -59,6 +61,8 @@ def splits_from_arguments(args: argparse.Namespace) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoints", nargs="+", metavar="LABEL=PATH")
+    ap.add_argument("--phase-iterations", type=int, nargs="+", default=[0], metavar="K",
+                    help="score each checkpoint with each K fast Griffin-Lim iterations from its phase (default: 0)")
     add_split_arguments(ap, "also write every report's means (and per-clip metrics) here")
     args = ap.parse_args(argv)
     splits = splits_from_arguments(args)
@@ -67,17 +71,21 @@ def main(argv=None) -> int:
         label, _, path = item.rpartition("=")
         label = label or Path(path).stem
         voc = Vocoder.from_pretrained(path)  # a Lightning .ckpt of `vocoder train` or our .pt
-        row = {"label": label, "path": path, "gan_step": int(voc.meta.get("gan_step", 0)),
-               "cpu_hours": voc.meta.get("cpu_hours")}
-        for split, data in splits.items():
-            first = split not in floors
-            report = evaluate(voc, data, griffin_lim_floor=first, mos=True)
-            if first:
-                floors[split] = {"griffin_lim": report["mean"]["griffin_lim"], "reference": report["mean"]["reference"]}
-            row[split] = report["mean"]["vocoder"]
-            row[f"{split}_clips"] = report["clips"]  # per clip, every system: where a model wins and loses
-        rows.append(row)
-        print(f"{label}: " + "; ".join(f"{s} {fmt(row[s])}" for s in splits), flush=True)
+        for iterations in args.phase_iterations:
+            voc.phase_iterations = iterations
+            row = {"label": label + (f" + {iterations} phase it." if iterations else ""), "path": path,
+                   "phase_iterations": iterations, "gan_step": int(voc.meta.get("gan_step", 0)),
+                   "cpu_hours": voc.meta.get("cpu_hours")}
+            for split, data in splits.items():
+                first = split not in floors
+                report = evaluate(voc, data, griffin_lim_floor=first, mos=True)
+                if first:
+                    floors[split] = {"griffin_lim": report["mean"]["griffin_lim"],
+                                     "reference": report["mean"]["reference"]}
+                row[split] = report["mean"]["vocoder"]
+                row[f"{split}_clips"] = report["clips"]  # per clip, every system: where a model wins and loses
+            rows.append(row)
+            print(f"{row['label']}: " + "; ".join(f"{s} {fmt(row[s])}" for s in splits), flush=True)
     lines = []
     for split in splits:
         lines += [f"\n{split}:\n", f"| checkpoint | steps | CPU-hours | {' | '.join(HEADERS)} | gate |",

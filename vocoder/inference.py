@@ -50,10 +50,12 @@ class Vocoder(nn.Module):
         mel_config: the mel settings the generator was trained on.
         meta: free-form information (training steps, source file, ...).
         fold_weight_norm: fold weight norm into plain weights (inference only needs the product).
+        phase_iterations: Fourier-head generators only: refine the predicted phase with this many fast Griffin-Lim
+            iterations (:mod:`vocoder.nn.phase_refinement`; offline only, :meth:`stream` refuses it). 0: off.
     """
 
     def __init__(self, generator: nn.Module, mel_config: MelConfig, meta: Optional[Mapping] = None,
-                 fold_weight_norm: bool = True):
+                 fold_weight_norm: bool = True, phase_iterations: int = 0):
         super().__init__()
         if not isinstance(mel_config, MelConfig):
             raise ValueError(f"expected a MelConfig, got {type(mel_config).__name__}")
@@ -64,11 +66,26 @@ class Vocoder(nn.Module):
         self.generator.requires_grad_(False)
         self._mel_config = mel_config
         self.meta = dict(meta or {})
+        self.phase_iterations = phase_iterations
+
+    @property
+    def phase_iterations(self) -> int:
+        """Fast Griffin-Lim iterations applied to a Fourier head's phase in offline decoding (0: none)."""
+        return self._phase_iterations
+
+    @phase_iterations.setter
+    def phase_iterations(self, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"phase_iterations must be an integer >= 0, got {value!r}")
+        if value and not hasattr(self.generator, "refined"):
+            raise ValueError(f"phase refinement needs a Fourier-head generator (the vocos family); "
+                             f"{self.generator_name} makes its waveform directly, with no phase to refine")
+        self._phase_iterations = int(value)
 
     # ------------------------------------------------------------------------------------------ loading
     @classmethod
     def from_pretrained(cls, path: Optional[PathLike] = None, device="cpu", config=None,
-                        random_init: bool = False) -> "Vocoder":
+                        random_init: bool = False, phase_iterations: int = 0) -> "Vocoder":
         """Load a model.
 
         Args:
@@ -81,6 +98,7 @@ class Vocoder(nn.Module):
             config: official ``config.json`` (Vocos: ``config.yaml``) path or dict, for official files whose config
                 is elsewhere.
             random_init: allow a preset name, which has no weights.
+            phase_iterations: see :class:`Vocoder` (Fourier-head models only).
         """
         device = _check_device(device)
         if path is None:
@@ -99,11 +117,12 @@ class Vocoder(nn.Module):
                     )
                 preset = get_preset(path)
                 gen = build_generator(path)
-                return cls(gen, preset.mel, {"source": "preset", "preset": path, "random_init": True}).to(device)
+                return cls(gen, preset.mel, {"source": "preset", "preset": path, "random_init": True},
+                           phase_iterations=phase_iterations).to(device)
             raise ValueError(f"model not found: {path!r} is neither a file, a folder nor a preset name "
                              f"(presets: {', '.join(preset_names())})")
         generator, mel, meta = load_checkpoint(path, map_location="cpu", config=config)
-        return cls(generator, mel, meta).to(device)
+        return cls(generator, mel, meta, phase_iterations=phase_iterations).to(device)
 
     def save(self, path: PathLike, meta: Optional[Mapping] = None) -> None:
         """Write our checkpoint format (weights as held: folded after ``from_pretrained``)."""
@@ -161,6 +180,7 @@ class Vocoder(nn.Module):
             "hop_length": self.hop_length,
             "n_mels": self.n_mels,
             "mel": self._mel_config.to_dict(),
+            "phase_iterations": self._phase_iterations,
             "config": cfg_dict,
             "meta": dict(self.meta),
         }
@@ -225,7 +245,10 @@ class Vocoder(nn.Module):
 
     def _generate(self, mel: torch.Tensor) -> torch.Tensor:
         """``[B, n_mels, T] -> float32 [B, T * hop]`` (the generator's own output checked against the contract)."""
-        out = self.generator(mel)
+        if self._phase_iterations:
+            out = self.generator.refined(mel, self._phase_iterations)
+        else:
+            out = self.generator(mel)
         expected = (mel.shape[0], 1, mel.shape[-1] * self.hop_length)
         if tuple(out.shape) != expected:
             raise RuntimeError(f"generator returned {tuple(out.shape)}, contract says {expected}")
@@ -312,5 +335,10 @@ class Vocoder(nn.Module):
 
     def stream(self, mel_chunks):
         """Streaming decode: iterate over ``[n_mels, t]`` (or ``[B, n_mels, t]``) chunks, yield float32 audio
-        (``[samples]`` / ``[B, samples]``) as soon as it is final; all pieces together equal ``self(mel)``."""
-        yield from self._streamer().stream(check_mel(c, self.n_mels) for c in mel_chunks)
+        (``[samples]`` / ``[B, samples]``) as soon as it is final; all pieces together equal ``self(mel)``.
+        Refused when :attr:`phase_iterations` is set (an offline step)."""
+        if self._phase_iterations:
+            raise ValueError(f"phase refinement ({self._phase_iterations} Griffin-Lim iterations) is offline only: "
+                             f"each iteration widens the receptive field by n_fft / hop - 1 frames both ways; set "
+                             f"phase_iterations = 0 to stream")
+        return self._streamer().stream(check_mel(c, self.n_mels) for c in mel_chunks)

@@ -1,5 +1,5 @@
 """The model arguments every subcommand that runs a model shares (``--model``, ``--config``, ``--device``,
-``--random-init``), and loading the model they name."""
+``--random-init``, and for offline decoding ``--phase-iterations``), and loading the model they name."""
 from __future__ import annotations
 
 import argparse
@@ -9,8 +9,9 @@ MODEL_HELP = ("the model: our .pt, a `vocoder train` .ckpt, an official BigVGAN 
 
 
 def add_model_arguments(p: argparse.ArgumentParser, device: bool = True, random_init: bool = True,
-                        device_help: str = "cpu, cuda, cuda:1, ... (default: cpu)") -> None:
-    """``--model/-m``, ``--config``, and optionally ``--device`` and ``--random-init``."""
+                        device_help: str = "cpu, cuda, cuda:1, ... (default: cpu)",
+                        phase_iterations: bool = False) -> None:
+    """``--model/-m``, ``--config``, and optionally ``--device``, ``--random-init`` and ``--phase-iterations``."""
     p.add_argument("--model", "-m", default=None,
                    help=MODEL_HELP + ("; a preset name with --random-init" if random_init else ""))
     p.add_argument("--config", default=None, help="official config.json (config.yml / config.yaml) when it is not "
@@ -20,6 +21,10 @@ def add_model_arguments(p: argparse.ArgumentParser, device: bool = True, random_
     if random_init:
         p.add_argument("--random-init", action="store_true",
                        help="allow a preset name as --model (random weights: tests and benchmarks)")
+    if phase_iterations:
+        p.add_argument("--phase-iterations", type=int, default=0, metavar="K",
+                       help="Fourier-head (vocos) models: refine the predicted phase with K fast Griffin-Lim "
+                            "iterations (offline; about 16 helps; default: 0, off)")
 
 
 def load_model(args: argparse.Namespace):
@@ -27,4 +32,5 @@ def load_model(args: argparse.Namespace):
     from ..inference import Vocoder  # deferred: start-up time of the CLI
 
     return Vocoder.from_pretrained(args.model, device=getattr(args, "device", "cpu"), config=args.config,
-                                   random_init=getattr(args, "random_init", False))
+                                   random_init=getattr(args, "random_init", False),
+                                   phase_iterations=getattr(args, "phase_iterations", 0))

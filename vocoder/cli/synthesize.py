@@ -36,7 +36,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("synthesize", help="vocode audio files (copy synthesis) or .npy mels to wav",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, .npy mels [n_mels, T], or folders")
-    add_model_arguments(p, random_init=False)
+    add_model_arguments(p, random_init=False, phase_iterations=True)
     p.add_argument("--output", "-o", required=True, help="output folder")
     p.add_argument("--batch-size", type=int, default=1, help="inputs decoded together (default: 1)")
     p.add_argument("--spectrogram", action="store_true",

@@ -91,11 +91,14 @@ def summarize(clips: Sequence[Dict[str, Any]], systems: Sequence[str],
 
 
 def _model_name(vocoder) -> str:
+    name = type(vocoder).__name__
     for attr in ("name", "model_name", "generator_name"):
         v = getattr(vocoder, attr, None)
         if isinstance(v, str) and v:
-            return v
-    return type(vocoder).__name__
+            name = v
+            break
+    iterations = getattr(vocoder, "phase_iterations", 0)
+    return f"{name} + {iterations} phase iterations" if iterations else name
 
 
 def _synthesize(vocoder, mel: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,8 @@ _EXTRA_MOS = ("distillmos", "speechmos", "onnxruntime")
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("eval", help="objective metrics of a model on a folder of clips (vs Griffin-Lim)",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_model_arguments(p, random_init=False, device_help="where the model runs (metrics run on the CPU)", phase_iterations=True)
+    add_model_arguments(p, random_init=False, device_help="where the model runs (metrics run on the CPU)",
+                        phase_iterations=True)
     p.add_argument("--data", "-d", required=True, nargs="+", help="audio folder(s) or files")
     p.add_argument("--report", default=None, help="write the full report (per clip and means) as JSON here")
     p.add_argument("--png", default=None, help="draw original / model / Griffin-Lim mels of the worst clip here")

@@ -2,10 +2,11 @@
 
 A Fourier head predicts amplitude and phase frame by frame, and nothing forces the pair to be the STFT of any
 signal: the inverse STFT's overlap-add averages the frames' disagreement away, and the audio it makes has another
-spectrum than the one predicted (its voicing and periodicity suffer most). Each Griffin-Lim iteration (inverse STFT, STFT, keep the new phase, put the predicted amplitude
-back) makes the spectrum more consistent; the momentum of Perraudin et al.'s fast variant (2013; librosa's
-``griffinlim(momentum=0.99)``) gets there in far fewer iterations. Started from the network's phase, a few
-iterations help (measured in ``recipes/warm_start/README.md``), where Griffin-Lim from random phase needs dozens.
+spectrum than the one predicted (its voicing and periodicity suffer most). Each Griffin-Lim iteration (inverse STFT,
+STFT, keep the new phase, put the predicted amplitude back) makes the spectrum more consistent; the momentum of
+Perraudin et al.'s fast variant (2013; librosa's ``griffinlim(momentum=0.99)``) gets there in far fewer iterations.
+Started from the network's phase, a few iterations help (measured in ``recipes/warm_start/README.md``), where
+Griffin-Lim from random phase needs dozens.
 
 librosa's ``griffinlim(init=None)`` also starts from a given phase, but on NumPy and with its own framing (its
 uncentred frames have no reflect padding, so our ``"same"`` spectra are not its fixed points); this is the same

@@ -2,11 +2,13 @@
 """Whole-model inference against the official packages: BigVGAN (ours with the fused anti-aliased activation vs
 ``bigvgan``) and the Fourier-head family (ours vs ``vocos`` on the same architecture and weights).
 
-    python scripts/bench_inference.py [--seconds 2] [--models base,v2_24k,vocos] [--devices cpu,cuda] [--threads 2]
+    python scripts/bench_inference.py [--seconds 2] [--models base,v2_24k,vocos] [--devices cpu,cuda] [--threads 2] \
+        [--phase-iterations 4,16]
 
 ``vocos``: the ``vocos_mel_24khz`` network, ours vs ``vocos``' backbone + ``ISTFTHead`` with the same weights
 (max|diff| over the official output's length), then the real-time factor of the default model's architecture
-(``vocos_22khz_80band``, random weights) alone. The first line says which instruction set the CPU has.
+(``vocos_22khz_80band``, random weights) alone, and with ``--phase-iterations`` of phase refinement (its cost
+against the plain decode, timed in the same rounds). The first line says which instruction set the CPU has.
 
 An AVX2-only CPU can be emulated on an AVX-512 one: ``ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
 ATEN_CPU_CAPABILITY=avx2 python scripts/bench_inference.py --isa avx2`` (oneDNN's convolutions, MKL's FFTs and
@@ -220,7 +222,7 @@ def official_vocos(ours, device: str):
     return lambda mel: head(backbone(mel))
 
 
-def bench_vocos(device: str, seconds: float, repeat: int) -> None:
+def bench_vocos(device: str, seconds: float, repeat: int, phase_iterations=()) -> None:
     preset = get_preset(MODELS["vocos"])
     torch.manual_seed(0)
     ours = build_generator(preset.name).eval().to(device)
@@ -241,8 +243,9 @@ def bench_vocos(device: str, seconds: float, repeat: int) -> None:
         with exact_fp32():
             y_ours, y_off = ours(mel), official(mel)
         ours(mel), official(mel), default(d_mel)  # warm-up
+        refined = [lambda k=k: default.refined(d_mel, k) for k in phase_iterations]
         rounds = [(timed(lambda: ours(mel), sync), timed(lambda: official(mel), sync),
-                   timed(lambda: default(d_mel), sync)) for _ in range(repeat)]
+                   timed(lambda: default(d_mel), sync), *(timed(f, sync) for f in refined)) for _ in range(repeat)]
     t_ours, t_off, t_def = (min(r[i] for r in rounds) for i in range(3))
     paired = sorted(r[1] / r[0] for r in rounds)
     n = y_off.shape[-1]  # "center": the official decode has (T - 1) * hop samples, ours T * hop
@@ -254,6 +257,10 @@ def bench_vocos(device: str, seconds: float, repeat: int) -> None:
           f"{statistics.median(paired):.2f}x, range {paired[0]:.2f}-{paired[-1]:.2f}x), max|diff| {diff:.1e}")
     print(f"  {DEFAULT_FOURIER} (default model's architecture): RTF {t_def / d_audio_s:.4f}, "
           f"{d_audio_s / t_def:.1f}x real time")
+    for i, k in enumerate(phase_iterations):
+        t_k = min(r[3 + i] for r in rounds)
+        print(f"    + {k} phase iterations: RTF {t_k / d_audio_s:.4f}, {d_audio_s / t_k:.1f}x real time, "
+              f"{t_k / t_def:.2f}x the plain decode's time")
 
 
 def main(argv=None) -> int:
@@ -263,6 +270,8 @@ def main(argv=None) -> int:
     p.add_argument("--devices", default=None, help="comma list of cpu, cuda (default: cpu, plus cuda if present)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--phase-iterations", default="4,16",
+                   help="vocos: also time the default architecture with these phase-refinement iterations")
     p.add_argument("--isa", choices=("default", "avx2", "avx512"), default=None,
                    help="code path of our CPU activation kernel (default: the widest the CPU has)")
     args = p.parse_args(argv)
@@ -299,7 +308,8 @@ def main(argv=None) -> int:
             continue
         for name in names:
             if name == "vocos":
-                bench_vocos(device, args.seconds, args.repeat)
+                iterations = [int(k) for k in args.phase_iterations.split(",") if k.strip()]
+                bench_vocos(device, args.seconds, args.repeat, iterations)
             else:
                 bench(name, device, args.seconds, args.repeat)
     return 0

@@ -12,7 +12,11 @@ framed the way the generator's inverse STFT frames it (:class:`STFTFrames`), and
   root (``"sqrt_amplitude"``: a harmonic 40 dB below the loudest bin keeps 1/10 of its weight instead of 1/100);
 - consistency: mean squared distance between the predicted STFT and the STFT of the audio it makes
   (a spectrogram that no signal has is penalised);
-- real/imaginary: L1 between the re-analysed STFT and the real STFT, real and imaginary parts.
+- real/imaginary: L1 between the re-analysed STFT and the real STFT, real and imaginary parts;
+- retrieved phase (``retrieval_iterations > 0``): anti-wrapped distance of the predicted phase to the phase that
+  fast Griffin-Lim reaches from it on the predicted amplitude (:func:`vocoder.nn.phase_refinement.refine_phase`,
+  no gradient through it), weighted like the other phase terms: a target the mel determines (unlike the clip's
+  own phase), which moves the phase, and only the phase, towards a spectrum some signal has.
 """
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..audio.mel import stft
+from ..nn.convnext import InverseSTFT
+from ..nn.phase_refinement import refine_phase
 
 __all__ = ["anti_wrap", "STFTFrames", "FourierLosses", "PHASE_WEIGHTINGS"]
 
@@ -63,12 +69,16 @@ class FourierLosses(nn.Module):
 
     ``log_amplitude``, ``phase``: ``[B, F, T]``, the generator's prediction; ``fake_wav``: ``[B, 1, T * hop]``, the
     audio made from it; ``real_wav``: the reference, same shape. Returns unweighted terms: ``amplitude``,
-    ``phase_ip``, ``phase_gd``, ``phase_iaf``, ``consistency``, ``real_imag``.
+    ``phase_ip``, ``phase_gd``, ``phase_iaf``, ``consistency``, ``real_imag``, and with ``retrieval_iterations``
+    ``phase_retrieved``.
     """
 
     def __init__(self, n_fft: int, hop_length: int, padding: str = "same", amplitude_floor: float = 1e-5,
-                 phase_weighting: str = "none"):
+                 phase_weighting: str = "none", retrieval_iterations: int = 0):
         super().__init__()
+        if retrieval_iterations < 0:
+            raise ValueError(f"retrieval_iterations must be >= 0, got {retrieval_iterations}")
+        self.retrieval_iterations = int(retrieval_iterations)
         if phase_weighting not in PHASE_WEIGHTINGS:
             raise ValueError(f"phase_weighting must be one of {PHASE_WEIGHTINGS}, got {phase_weighting!r}")
         if not amplitude_floor > 0:
@@ -114,4 +124,19 @@ class FourierLosses(nn.Module):
         reanalysed = self.stft(fake_wav.float())[..., :frames]
         out["consistency"] = (reanalysed - predicted).abs().pow(2).mean()
         out["real_imag"] = (F.l1_loss(reanalysed.real, real.real) + F.l1_loss(reanalysed.imag, real.imag))
+        if self.retrieval_iterations:
+            out["phase_retrieved"] = self.retrieved_phase_loss(log_amplitude, phase, weight)
         return out
+
+    def retrieved_phase_loss(self, log_amplitude: torch.Tensor, phase: torch.Tensor, weight=None) -> torch.Tensor:
+        """Weighted anti-wrapped distance of ``phase`` to the phase of the audio that ``retrieval_iterations`` of fast
+        Griffin-Lim make from ``(exp(log_amplitude), phase)``; gradients reach ``phase`` only."""
+        frames = phase.shape[-1]
+        with torch.no_grad():
+            amp = torch.exp(log_amplitude.float()).clamp(max=1e2)
+            # the generator's synthesis; built here, not kept, so that the loss has no state to checkpoint
+            istft = InverseSTFT(self.stft.n_fft, self.stft.hop_length, self.stft.padding).to(amp.device)
+            retrieved = refine_phase(amp, phase.float(), istft, self.retrieval_iterations)
+            target = torch.angle(self.stft(retrieved)[..., :frames])
+        distance = anti_wrap(phase.float() - target)
+        return distance.mean() if weight is None else (distance * weight).sum() / weight.sum().clamp_min(1e-12)

@@ -75,8 +75,9 @@ class GANVocoder(pl.LightningModule):
                 raise ValueError(f"losses {[k for k in FOURIER_TERMS if self.w[k] > 0]} need a Fourier-head "
                                  f"generator (one with spectrum()), got {self.generator_name}")
             gc = self.generator.config
-            self.fourier_loss = vl.FourierLosses(gc.n_fft, gc.hop_length, gc.padding, L.amplitude_floor,
-                                                 L.phase_weighting)
+            self.fourier_loss = vl.FourierLosses(
+                gc.n_fft, gc.hop_length, gc.padding, L.amplitude_floor, L.phase_weighting,
+                retrieval_iterations=L.phase_retrieval_iterations if self.w["phase_retrieved"] > 0 else 0)
         o = plan.optim
         self.d_start = o.discriminator_start_step
         self.g_adv_start = o.generator_adv_start

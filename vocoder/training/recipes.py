@@ -58,6 +58,8 @@ DEFAULTS: Dict[str, Any] = {
         "phase_weighting": "none",  # none | amplitude | sqrt_amplitude (phase errors weighted by the reference)
         "consistency": 0.0,  # predicted STFT vs the STFT of the audio it makes
         "real_imag": 0.0,  # re-analysed STFT vs real STFT, L1 on real and imaginary parts
+        "phase_retrieved": 0.0,  # predicted phase vs fast Griffin-Lim's from it (no gradient through the target)
+        "phase_retrieval_iterations": 8,  # ... with this many iterations
     },
     "optim": {
         "name": "adamw",  # adamw | adam
@@ -164,6 +166,9 @@ def _validate(r: Mapping[str, Any]) -> None:
     if r["losses"]["phase_weighting"] not in PHASE_WEIGHTINGS:
         raise ValueError(f"losses.phase_weighting must be one of {PHASE_WEIGHTINGS}, got "
                          f"{r['losses']['phase_weighting']!r}")
+    if int(r["losses"]["phase_retrieval_iterations"]) < 1:
+        raise ValueError(f"losses.phase_retrieval_iterations must be >= 1, got "
+                         f"{r['losses']['phase_retrieval_iterations']!r}")
     o = r["optim"]
     if o["name"] not in ("adam", "adamw"):
         raise ValueError(f"optim.name must be 'adam' or 'adamw', got {o['name']!r}")

@@ -21,7 +21,7 @@ __all__ = ["LossSettings", "OptimSettings", "DataSettings", "DiscriminatorSpec",
            "FOURIER_TERMS", "RECONSTRUCTION_TERMS", "generator_name_and_config", "as_training_recipe"]
 
 #: loss weights that need the generator's predicted STFT (vocoder.losses.fourier)
-FOURIER_TERMS = ("amplitude", "phase_ip", "phase_gd", "phase_iaf", "consistency", "real_imag")
+FOURIER_TERMS = ("amplitude", "phase_ip", "phase_gd", "phase_iaf", "consistency", "real_imag", "phase_retrieved")
 #: loss weights of the generator's reconstruction terms (what a generator-only warm-up trains on)
 RECONSTRUCTION_TERMS = ("mel", "multiscale_mel", "stft_sc", "stft_mag") + FOURIER_TERMS
 _WEIGHTS = ("adv", "disc", "fm") + RECONSTRUCTION_TERMS
@@ -49,6 +49,8 @@ class LossSettings:
     phase_weighting: str
     consistency: float
     real_imag: float
+    phase_retrieved: float
+    phase_retrieval_iterations: int
 
     def weights(self) -> Dict[str, float]:
         """Every loss weight by name (``adv``, ``disc``, ``fm`` and the reconstruction terms)."""

@@ -213,13 +213,26 @@ def test_stream_steps_waiting_together_run_as_one_round(voc):
     pool = StreamPool(voc, max_streams=4)
     mels = [_mel(24, 20 + i) for i in range(3)]
     refs = [_offline(voc, m) for m in mels]
-    gate = threading.Event()
+    gate, holding = threading.Event(), threading.Event()
+
+    def hold():
+        holding.set()
+        gate.wait()
+
+    async def hold_worker():
+        # Queue the steps only once the worker runs hold(): stream steps outrank other jobs in its queue, so a step
+        # queued before the worker took hold() off it would run first, in a round of its own.
+        holding.clear()
+        busy = worker.submit(hold)
+        while not holding.is_set():
+            await asyncio.sleep(0.001)
+        return busy
 
     async def go():
         decoders = [await pool.acquire() for _ in range(3)]
         outs = [[] for _ in decoders]
         for a in range(0, 24, 8):
-            busy = worker.submit(gate.wait)  # hold the worker until every step of this round is queued
+            busy = await hold_worker()  # hold the worker until every step of this round is queued
             futs = [worker.submit_push(d, m[:, a:a + 8]) for d, m in zip(decoders, mels)]
             gate.set()
             await busy
@@ -230,7 +243,7 @@ def test_stream_steps_waiting_together_run_as_one_round(voc):
             out.append(d.flush().numpy())
         # One stream sends 79 mels: its step fails, the other one in the same round is decoded.
         bad, good = decoders[0], decoders[1]
-        busy = worker.submit(gate.wait)
+        busy = await hold_worker()
         futs = [worker.submit_push(bad, _mel(8, 30, n_mels=79)), worker.submit_push(good, _mel(8, 31))]
         gate.set()
         await busy

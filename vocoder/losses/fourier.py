@@ -42,6 +42,11 @@ def anti_wrap(x: torch.Tensor) -> torch.Tensor:
     return torch.abs(x - TWO_PI * torch.round(x / TWO_PI))
 
 
+def _weighted_mean(x: torch.Tensor, weight=None) -> torch.Tensor:
+    """Mean of ``x``, or its ``weight``-weighted mean (the phase terms' per-bin weighting)."""
+    return x.mean() if weight is None else (x * weight).sum() / weight.sum().clamp_min(1e-12)
+
+
 class STFTFrames(nn.Module):
     """Audio ``[B, T * hop]`` (or ``[B, 1, T * hop]``) -> complex STFT ``[B, n_fft // 2 + 1, T]``, Hann window of n_fft.
 
@@ -97,14 +102,11 @@ class FourierLosses(nn.Module):
 
     def phase_terms(self, phase: torch.Tensor, real_phase: torch.Tensor, weight: torch.Tensor = None):
         """Instantaneous phase, group delay and instantaneous angular frequency losses (anti-wrapped means)."""
-        def mean(x, w):
-            return x.mean() if w is None else (x * w).sum() / w.sum().clamp_min(1e-12)
-
-        ip = mean(anti_wrap(phase - real_phase), weight)
-        gd = mean(anti_wrap(torch.diff(phase, dim=1) - torch.diff(real_phase, dim=1)),
-                  None if weight is None else weight[:, 1:] * weight[:, :-1])
-        iaf = mean(anti_wrap(torch.diff(phase, dim=2) - torch.diff(real_phase, dim=2)),
-                   None if weight is None else weight[..., 1:] * weight[..., :-1])
+        ip = _weighted_mean(anti_wrap(phase - real_phase), weight)
+        gd = _weighted_mean(anti_wrap(torch.diff(phase, dim=1) - torch.diff(real_phase, dim=1)),
+                            None if weight is None else weight[:, 1:] * weight[:, :-1])
+        iaf = _weighted_mean(anti_wrap(torch.diff(phase, dim=2) - torch.diff(real_phase, dim=2)),
+                             None if weight is None else weight[..., 1:] * weight[..., :-1])
         return ip, gd, iaf
 
     def forward(self, log_amplitude: torch.Tensor, phase: torch.Tensor, fake_wav: torch.Tensor,
@@ -138,5 +140,4 @@ class FourierLosses(nn.Module):
             istft = InverseSTFT(self.stft.n_fft, self.stft.hop_length, self.stft.padding).to(amp.device)
             retrieved = refine_phase(amp, phase.float(), istft, self.retrieval_iterations)
             target = torch.angle(self.stft(retrieved)[..., :frames])
-        distance = anti_wrap(phase.float() - target)
-        return distance.mean() if weight is None else (distance * weight).sum() / weight.sum().clamp_min(1e-12)
+        return _weighted_mean(anti_wrap(phase.float() - target), weight)

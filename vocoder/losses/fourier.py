@@ -27,8 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..audio.mel import stft
-from ..nn.convnext import InverseSTFT
+from ..nn.convnext import InverseSTFT, STFTFrames
 from ..nn.phase_refinement import refine_phase
 
 __all__ = ["anti_wrap", "STFTFrames", "FourierLosses", "PHASE_WEIGHTINGS"]
@@ -45,28 +44,6 @@ def anti_wrap(x: torch.Tensor) -> torch.Tensor:
 def _weighted_mean(x: torch.Tensor, weight=None) -> torch.Tensor:
     """Mean of ``x``, or its ``weight``-weighted mean (the phase terms' per-bin weighting)."""
     return x.mean() if weight is None else (x * weight).sum() / weight.sum().clamp_min(1e-12)
-
-
-class STFTFrames(nn.Module):
-    """Audio ``[B, T * hop]`` (or ``[B, 1, T * hop]``) -> complex STFT ``[B, n_fft // 2 + 1, T]``, Hann window of n_fft.
-
-    ``"same"``: the mel front end's framing (:func:`vocoder.audio.mel.stft`, reflect padding of ``(n_fft - hop) / 2``;
-    the inverse of :class:`vocoder.nn.convnext.InverseSTFT` ``"same"``); ``"center"``: ``torch.stft(center=True)``,
-    keeping the first ``T`` frames.
-    """
-
-    def __init__(self, n_fft: int, hop_length: int, padding: str = "same"):
-        super().__init__()
-        if padding not in ("same", "center"):
-            raise ValueError(f"padding must be 'same' or 'center', got {padding!r}")
-        self.n_fft, self.hop_length, self.padding = n_fft, hop_length, padding
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
-
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        if wav.dim() == 3:
-            wav = wav.squeeze(1)
-        spec = stft(wav, self.n_fft, self.hop_length, self.window, center=self.padding == "center")
-        return spec[..., :wav.shape[-1] // self.hop_length]  # centred framing has one frame more
 
 
 class FourierLosses(nn.Module):

@@ -13,7 +13,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["ConvNeXtBlock", "InverseSTFT", "ISTFT_PADDINGS"]
+from ..audio.mel import stft
+
+__all__ = ["ConvNeXtBlock", "InverseSTFT", "STFTFrames", "analysis_frames", "ISTFT_PADDINGS"]
 
 #: ``"same"``: frame t covers samples ``[t*hop - (n_fft-hop)/2, ...)``, T frames -> T*hop samples (HiFi-GAN's mel
 #: framing); ``"center"``: frame t is centred on sample ``t*hop`` (torch.stft(center=True)), as ``vocos-mel-24khz``.
@@ -42,6 +44,37 @@ class ConvNeXtBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.pointwise(self.dwconv(x))
+
+
+def analysis_frames(wav: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor,
+                    padding: str = "same") -> torch.Tensor:
+    """Audio ``[B, T * hop]`` -> complex STFT ``[B, n_fft//2+1, T]`` in the framing :class:`InverseSTFT` inverts.
+
+    ``"same"``: the mel front end's framing (:func:`vocoder.audio.mel.stft`, reflect padding of
+    ``(n_fft - hop) / 2``); ``"center"``: ``torch.stft(center=True)``, keeping the first ``T`` frames (it has one
+    more). ``window``: ``[n_fft]``, cast to the audio's dtype.
+    """
+    if padding not in ISTFT_PADDINGS:
+        raise ValueError(f"padding must be one of {ISTFT_PADDINGS}, got {padding!r}")
+    spec = stft(wav, n_fft, hop_length, window.to(wav.dtype), center=padding == "center")
+    return spec[..., :wav.shape[-1] // hop_length]
+
+
+class STFTFrames(nn.Module):
+    """Audio ``[B, T * hop]`` (or ``[B, 1, T * hop]``) -> complex STFT ``[B, n_fft // 2 + 1, T]``, Hann window of
+    ``n_fft``: :func:`analysis_frames` as a module (the losses' and the oracles' view of real audio)."""
+
+    def __init__(self, n_fft: int, hop_length: int, padding: str = "same"):
+        super().__init__()
+        if padding not in ISTFT_PADDINGS:
+            raise ValueError(f"padding must be one of {ISTFT_PADDINGS}, got {padding!r}")
+        self.n_fft, self.hop_length, self.padding = n_fft, hop_length, padding
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        if wav.dim() == 3:
+            wav = wav.squeeze(1)
+        return analysis_frames(wav, self.n_fft, self.hop_length, self.window, self.padding)
 
 
 class InverseSTFT(nn.Module):
@@ -76,6 +109,11 @@ class InverseSTFT(nn.Module):
         env = F.fold(self.window.square()[None, :, None].expand(1, n, frames), output_size=(1, size),
                      kernel_size=(1, n), stride=(1, hop))[0, 0, 0, pad:size - pad]
         return y / env
+
+    def analyse(self, wav: torch.Tensor) -> torch.Tensor:
+        """The forward transform: audio ``[B, T * hop]`` -> ``[B, n_fft//2+1, T]`` in this framing and window
+        (a consistent spectrum comes back from ``analyse(self(spec))``)."""
+        return analysis_frames(wav, self.n_fft, self.hop_length, self.window, self.padding)
 
     def synthesis_basis(self) -> torch.Tensor:
         """``[2 * (n_fft//2+1), 1, n_fft]``: the inverse real DFT of the real and the imaginary parts, times the

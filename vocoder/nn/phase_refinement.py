@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import torch
 
-from ..audio.mel import stft
 from .convnext import InverseSTFT
 
 __all__ = ["refine_phase", "DEFAULT_MOMENTUM"]
@@ -48,14 +47,10 @@ def refine_phase(amplitude: torch.Tensor, phase: torch.Tensor, istft: InverseSTF
         raise ValueError(f"expected amplitude and phase [B, F, T] of one shape, got {tuple(amplitude.shape)} "
                          f"and {tuple(phase.shape)}")
     amplitude, phase = amplitude.float(), phase.float()
-    frames = amplitude.shape[-1]
-    window = istft.window.float()
     spec = torch.polar(amplitude, phase)
     previous = None
     for _ in range(iterations):
-        # The T frames the inverse STFT's framing cuts from its own output ("center" has one frame more).
-        rebuilt = stft(istft(spec), istft.n_fft, istft.hop_length, window, center=istft.padding == "center")
-        rebuilt = rebuilt[..., :frames]
+        rebuilt = istft.analyse(istft(spec))
         # Perraudin's extrapolation t + m (t - t_prev); librosa writes it as t - m / (1 + m) t_prev, the same phase.
         target = rebuilt if previous is None else rebuilt + momentum * (rebuilt - previous)
         previous = rebuilt

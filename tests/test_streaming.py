@@ -222,6 +222,34 @@ def test_any_chunking_is_exact(key, T, seed, hi):
     assert (y - ref).abs().max().item() <= TOL
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("key", sorted(VOCOS_CONFIGS))
+def test_fourier_generators_in_other_precisions(key, dtype):
+    """A Fourier head cast to half precision synthesises in float32 (CPU FFTs have no float16 / bfloat16;
+    before, ``.half()`` raised on CPU): the audio is float32 (float64 for float64), near the float32 decode, and
+    streaming it equals decoding it offline in the same precision."""
+    import copy
+
+    g32 = make_generator(key)
+    mel = random_mel(key, 2, N_MELS, 29)
+    ref32 = offline(g32, mel)
+    g = copy.deepcopy(g32).to(dtype)
+    try:  # the backbone's own layers; some CPU builds lack them in half precision
+        nn.Sequential(nn.Conv1d(4, 4, 3), nn.LayerNorm(2)).to(dtype)(torch.zeros(1, 4, 4, dtype=dtype))
+    except RuntimeError as e:
+        pytest.skip(f"{dtype} convolutions / layer norms not supported here: {e}")
+    ref = offline(g, mel.to(dtype))
+    assert ref.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
+    # relative RMS error: the atan2 head turns the rounding of small (R, I) into phase errors (make_generator)
+    tol = {torch.float16: 0.02, torch.bfloat16: 0.1, torch.float64: 1e-6}[dtype]
+    assert torch.linalg.vector_norm(ref.float() - ref32) <= tol * torch.linalg.vector_norm(ref32)
+    sv = StreamingVocoder(g)
+    for chunks in ([1] * 29, [4] * 8, random_chunks(29, random.Random(2))):
+        y = stream_all(sv, mel.to(dtype), chunks)  # the streamer's audio is float32 whatever the network's dtype
+        assert y.dtype == torch.float32 and y.shape == ref.shape
+        assert (y - ref.float()).abs().max().item() <= TOL, chunks
+
+
 def test_unbatched_input_gives_unbatched_audio():
     g = make_generator("hifigan_rb1")
     sv = StreamingVocoder(g)
@@ -813,7 +841,7 @@ def test_vocos_equality_check_catches_a_wrong_overlap_add(key, monkeypatch):
     assert y.shape == ref.shape and (y - ref).abs().max().item() > 100 * TOL
 
     n, hop = ist.n_fft, ist.hop
-    many = ist._overlap_add(ist.window_sq[None, :, None].expand(1, n, 8 * (n // hop)))
+    many = ist._overlap_add(ist.window.square()[None, :, None].expand(1, n, 8 * (n // hop)))
     middle = many[:, 4 * n:4 * n + n - hop]  # at a frame boundary with every overlapping frame present
     real_forward = ist.forward
 

@@ -144,7 +144,11 @@ class FourierHead(nn.Module):
         return log_amp, phase
 
     def synthesize(self, log_amplitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-        """``[B, F, T]`` twice -> ``[B, T * hop]``."""
+        """``[B, F, T]`` twice -> ``[B, T * hop]``, float32 (float64 for float64 input) whatever the network's
+        dtype: CPU FFTs have no float16 / bfloat16 and CUDA's complex half is experimental, so a half-precision
+        network still synthesises in float32."""
+        if log_amplitude.dtype != torch.float64:
+            log_amplitude, phase = log_amplitude.float(), phase.float()
         amp = torch.exp(log_amplitude).clip(max=MAX_AMPLITUDE)
         return self.istft(torch.complex(amp * torch.cos(phase), amp * torch.sin(phase)))
 
@@ -194,7 +198,7 @@ def _check_prior(gen: nn.Module, prior: StreamMelPrior) -> None:
     basis = prior.basis
     probe = torch.linspace(-6.0, 2.0, 3 * gen.n_mels, dtype=basis.dtype, device=basis.device).view(1, gen.n_mels, 3)
     with torch.no_grad():
-        want = gen.prior_log_amplitude(probe)
+        want = gen.prior_log_amplitude(probe).to(probe.dtype)  # what spectrum() adds, in the network's dtype
         got = prior(probe, [], False)
     if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-5, atol=1e-5):
         raise RuntimeError("the streaming amplitude prior differs from VocosGenerator.prior_log_amplitude; "

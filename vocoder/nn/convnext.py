@@ -99,14 +99,15 @@ class InverseSTFT(nn.Module):
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         n, hop = self.n_fft, self.hop_length
         frames = spec.shape[-1]
+        window = self.window.to(spec.real.dtype)  # the module may have been cast to half; the spectrum decides
         if self.padding == "center":
-            return torch.istft(spec, n, hop, n, self.window, center=True, length=frames * hop)
+            return torch.istft(spec, n, hop, n, window, center=True, length=frames * hop)
         pad = (n - hop) // 2
         # frames of n samples, windowed, then overlap-added by fold (one column per frame)
-        x = torch.fft.irfft(spec, n, dim=1) * self.window[None, :, None]
+        x = torch.fft.irfft(spec, n, dim=1) * window[None, :, None]
         size = (frames - 1) * hop + n
         y = F.fold(x, output_size=(1, size), kernel_size=(1, n), stride=(1, hop))[:, 0, 0, pad:size - pad]
-        env = F.fold(self.window.square()[None, :, None].expand(1, n, frames), output_size=(1, size),
+        env = F.fold(window.square()[None, :, None].expand(1, n, frames), output_size=(1, size),
                      kernel_size=(1, n), stride=(1, hop))[0, 0, 0, pad:size - pad]
         return y / env
 

@@ -64,7 +64,14 @@ class StreamMelPrior(StreamLayer):
         if x.shape[2] == 0:
             return x.new_zeros(x.shape[0], self.n_bins, 0)
         amp = torch.matmul(self.basis.double(), torch.exp(x.double()))  # float64: see prior_log_amplitude
-        return torch.log(torch.clamp(amp, min=self.floor)).to(x.dtype)
+        # through float32 first, as the offline generator's prior_log_amplitude(mel).to(mel.dtype) rounds
+        return torch.log(torch.clamp(amp, min=self.floor)).float().to(x.dtype)
+
+
+def _synthesis_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for float32, float16 and bfloat16 networks (as the offline head: CPU FFTs have neither half type),
+    float64 for float64."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 class StreamISTFT(StreamLayer):
@@ -92,7 +99,6 @@ class StreamISTFT(StreamLayer):
         if window.shape[0] != n_fft:
             raise ValueError(f"window of {window.shape[0]} samples for n_fft {n_fft}")
         self.register_buffer("window", window.detach().clone())
-        self.register_buffer("window_sq", window.detach().square().clone())
         self.n_fft = int(n_fft)
         self.hop = int(hop_length)
         self.padding = padding
@@ -107,22 +113,25 @@ class StreamISTFT(StreamLayer):
         self.offset = alloc.take(3)
 
     def fill_states(self, states: List[torch.Tensor], batch: int, ref: torch.Tensor) -> None:
-        states[self.offset] = ref.new_zeros(batch, self.overlap)
-        states[self.offset + 1] = ref.new_zeros(batch, self.overlap)
+        dtype = _synthesis_dtype(ref.dtype)
+        states[self.offset] = ref.new_zeros(batch, self.overlap, dtype=dtype)
+        states[self.offset + 1] = ref.new_zeros(batch, self.overlap, dtype=dtype)
         states[self.offset + 2] = torch.full((1,), self.trim, dtype=torch.long)
 
     def _frames(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, t]`` -> windowed time frames ``[B, n_fft, t]``."""
         f = self.n_bins
         if self.with_prior:
-            log_amp = x[:, :f] + x[:, f:2 * f]
+            log_amp = x[:, :f] + x[:, f:2 * f]  # summed in the network's dtype, as the offline generator does
             phase = x[:, 2 * f:3 * f]
         else:
             log_amp = x[:, :f]
             phase = x[:, f:2 * f]
+        dtype = _synthesis_dtype(x.dtype)
+        log_amp, phase = log_amp.to(dtype), phase.to(dtype)
         amp = torch.exp(log_amp).clamp(max=self.max_amplitude)
         spec = torch.complex(amp * torch.cos(phase), amp * torch.sin(phase))
-        return torch.fft.irfft(spec, self.n_fft, dim=1) * self.window[None, :, None]
+        return torch.fft.irfft(spec, self.n_fft, dim=1) * self.window.to(dtype)[None, :, None]
 
     def _overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
         """``[b, n_fft, t]`` -> ``[b, (t - 1) * hop + n_fft]``."""
@@ -138,7 +147,8 @@ class StreamISTFT(StreamLayer):
         if t > 0:
             ov = self.overlap
             z = self._overlap_add(self._frames(x))
-            e = self._overlap_add(self.window_sq[None, :, None].expand(1, self.n_fft, t))
+            window_sq = self.window.to(z.dtype).square()
+            e = self._overlap_add(window_sq[None, :, None].expand(1, self.n_fft, t))
             z = torch.cat([z[:, :ov] + acc, z[:, ov:]], dim=1)
             e = torch.cat([e[:, :ov] + env, e[:, ov:].expand(env.shape[0], -1)], dim=1)
             done = t * self.hop

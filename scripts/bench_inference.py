@@ -3,12 +3,13 @@
 ``bigvgan``) and the Fourier-head family (ours vs ``vocos`` on the same architecture and weights).
 
     python scripts/bench_inference.py [--seconds 2] [--models base,v2_24k,vocos] [--devices cpu,cuda] [--threads 2] \
-        [--phase-iterations 4,16]
+        [--phase-iterations 4,16] [--dtypes bfloat16,float16]
 
 ``vocos``: the ``vocos_mel_24khz`` network, ours vs ``vocos``' backbone + ``ISTFTHead`` with the same weights
 (max|diff| over the official output's length), then the real-time factor of the default model's architecture
 (``vocos_22khz_80band``, random weights) alone, and with ``--phase-iterations`` of phase refinement (its cost
-against the plain decode, timed in the same rounds). The first line says which instruction set the CPU has.
+against the plain decode, timed in the same rounds) and cast to ``--dtypes`` (its speed against the float32 decode
+in the same rounds, and the largest difference to its audio). The first line says which instruction set the CPU has.
 
 An AVX2-only CPU can be emulated on an AVX-512 one: ``ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2
 ATEN_CPU_CAPABILITY=avx2 python scripts/bench_inference.py --isa avx2`` (oneDNN's convolutions, MKL's FFTs and
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import os
 import statistics
 import sys
@@ -222,7 +224,7 @@ def official_vocos(ours, device: str):
     return lambda mel: head(backbone(mel))
 
 
-def bench_vocos(device: str, seconds: float, repeat: int, phase_iterations=()) -> None:
+def bench_vocos(device: str, seconds: float, repeat: int, phase_iterations=(), dtypes=()) -> None:
     preset = get_preset(MODELS["vocos"])
     torch.manual_seed(0)
     ours = build_generator(preset.name).eval().to(device)
@@ -244,6 +246,16 @@ def bench_vocos(device: str, seconds: float, repeat: int, phase_iterations=()) -
             y_ours, y_off = ours(mel), official(mel)
         ours(mel), official(mel), default(d_mel)  # warm-up
         refined = [lambda k=k: default.refined(d_mel, k) for k in phase_iterations]
+        y_def = default(d_mel)
+        cast = {}  # the default architecture cast to another dtype (its inverse STFT stays float32)
+        for name in dtypes:
+            dt = getattr(torch, name)
+            try:
+                model = copy.deepcopy(default).to(dt)
+                cast[name] = (model, d_mel.to(dt), (model(d_mel.to(dt)).float() - y_def).abs().max().item())
+            except RuntimeError as e:
+                print(f"  {DEFAULT_FOURIER} in {name}: not supported on {device} ({e})")
+        refined += [lambda m=m, x=x: m(x) for m, x, _ in cast.values()]
         rounds = [(timed(lambda: ours(mel), sync), timed(lambda: official(mel), sync),
                    timed(lambda: default(d_mel), sync), *(timed(f, sync) for f in refined)) for _ in range(repeat)]
     t_ours, t_off, t_def = (min(r[i] for r in rounds) for i in range(3))
@@ -261,6 +273,11 @@ def bench_vocos(device: str, seconds: float, repeat: int, phase_iterations=()) -
         t_k = min(r[3 + i] for r in rounds)
         print(f"    + {k} phase iterations: RTF {t_k / d_audio_s:.4f}, {d_audio_s / t_k:.1f}x real time, "
               f"{t_k / t_def:.2f}x the plain decode's time")
+    for i, (name, (_, _, diff_dt)) in enumerate(cast.items()):
+        t_k = min(r[3 + len(phase_iterations) + i] for r in rounds)
+        print(f"    in {name}: RTF {t_k / d_audio_s:.4f}, {d_audio_s / t_k:.1f}x real time, "
+              f"{t_def / t_k:.2f}x the float32 decode's speed, max|diff| to it {diff_dt:.1e} "
+              f"(peak {y_def.abs().max().item():.2f})")
 
 
 def main(argv=None) -> int:
@@ -272,6 +289,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--phase-iterations", default="4,16",
                    help="vocos: also time the default architecture with these phase-refinement iterations")
+    p.add_argument("--dtypes", default="bfloat16,float16",
+                   help="vocos: also time the default architecture cast to these dtypes (comma list; '' for none)")
     p.add_argument("--isa", choices=("default", "avx2", "avx512"), default=None,
                    help="code path of our CPU activation kernel (default: the widest the CPU has)")
     args = p.parse_args(argv)
@@ -309,7 +328,12 @@ def main(argv=None) -> int:
         for name in names:
             if name == "vocos":
                 iterations = [int(k) for k in args.phase_iterations.split(",") if k.strip()]
-                bench_vocos(device, args.seconds, args.repeat, iterations)
+                dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+                bad = [d for d in dtypes if not isinstance(getattr(torch, d, None), torch.dtype)]
+                if bad:
+                    print(f"--dtypes: not torch dtypes: {bad}", file=sys.stderr)
+                    return 2
+                bench_vocos(device, args.seconds, args.repeat, iterations, dtypes)
             else:
                 bench(name, device, args.seconds, args.repeat)
     return 0

@@ -181,6 +181,7 @@ class Vocoder(nn.Module):
             "n_mels": self.n_mels,
             "mel": self._mel_config.to_dict(),
             "phase_iterations": self._phase_iterations,
+            "dtype": str(self.dtype).replace("torch.", ""),
             "config": cfg_dict,
             "meta": dict(self.meta),
         }

@@ -98,7 +98,12 @@ def _model_name(vocoder) -> str:
             name = v
             break
     iterations = getattr(vocoder, "phase_iterations", 0)
-    return f"{name} + {iterations} phase iterations" if iterations else name
+    if iterations:
+        name = f"{name} + {iterations} phase iterations"
+    dtype = getattr(vocoder, "dtype", None)
+    if isinstance(dtype, torch.dtype) and dtype != torch.float32:
+        name = f"{name} in {str(dtype).replace('torch.', '')}"
+    return name
 
 
 def _synthesize(vocoder, mel: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import random
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -60,7 +61,7 @@ _CACHE: dict = {}
 def make_generator(key: str) -> nn.Module:
     """A tiny generator with random weights large enough that every layer matters (cached per test session)."""
     if key not in _CACHE:
-        torch.manual_seed(hash(key) % 1000)
+        torch.manual_seed(zlib.crc32(key.encode()) % 1000)  # not hash(): salted per process
         name, cfg = CONFIGS[key]
         g = build_generator(name, cfg).eval()
         with torch.no_grad():
@@ -240,14 +241,17 @@ def test_fourier_generators_in_other_precisions(key, dtype):
         pytest.skip(f"{dtype} convolutions / layer norms not supported here: {e}")
     ref = offline(g, mel.to(dtype))
     assert ref.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
-    # relative RMS error: the atan2 head turns the rounding of small (R, I) into phase errors (make_generator)
-    tol = {torch.float16: 0.02, torch.bfloat16: 0.1, torch.float64: 1e-6}[dtype]
+    # relative RMS error: the atan2 head turns the rounding of small (R, I) into phase errors (make_generator);
+    # the worst over 15 weight seeds was 0.028 (float16) and 0.175 (bfloat16, with the prior), garbage is ~1
+    tol = {torch.float16: 0.1, torch.bfloat16: 0.4, torch.float64: 1e-6}[dtype]
     assert torch.linalg.vector_norm(ref.float() - ref32) <= tol * torch.linalg.vector_norm(ref32)
+    # chunked convolutions and norms round differently from whole-utterance ones: equal to the dtype's precision
+    stream_tol = {torch.float16: 1e-3, torch.bfloat16: 1e-2, torch.float64: TOL}[dtype] * ref.abs().max().item()
     sv = StreamingVocoder(g)
     for chunks in ([1] * 29, [4] * 8, random_chunks(29, random.Random(2))):
         y = stream_all(sv, mel.to(dtype), chunks)  # the streamer's audio is float32 whatever the network's dtype
         assert y.dtype == torch.float32 and y.shape == ref.shape
-        assert (y - ref.float()).abs().max().item() <= TOL, chunks
+        assert (y - ref.float()).abs().max().item() <= stream_tol, chunks
 
 
 def test_unbatched_input_gives_unbatched_audio():

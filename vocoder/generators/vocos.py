@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from ..audio.mel import MelConfig, mel_filterbank
-from ..nn.convnext import ISTFT_PADDINGS, ConvNeXtBlock, InverseSTFT
+from ..nn.convnext import ISTFT_PADDINGS, ConvNeXtBlock, InverseSTFT, synthesis_dtype
 from ..nn.phase_refinement import DEFAULT_MOMENTUM, refine_phase
 from ..nn.streaming import (StreamChannelNorm, StreamConcat, StreamConv1d, StreamConvNeXtPointwise, StreamFourierHead,
                             StreamIdentity, StreamISTFT, StreamLayer, StreamMelPrior, StreamSequential, StreamSum)
@@ -144,11 +144,10 @@ class FourierHead(nn.Module):
         return log_amp, phase
 
     def synthesize(self, log_amplitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-        """``[B, F, T]`` twice -> ``[B, T * hop]``, float32 (float64 for float64 input) whatever the network's
-        dtype: CPU FFTs have no float16 / bfloat16 and CUDA's complex half is experimental, so a half-precision
-        network still synthesises in float32."""
-        if log_amplitude.dtype != torch.float64:
-            log_amplitude, phase = log_amplitude.float(), phase.float()
+        """``[B, F, T]`` twice -> ``[B, T * hop]`` in :func:`~vocoder.nn.convnext.synthesis_dtype` (float32 for a
+        half-precision network, float64 for float64)."""
+        dtype = synthesis_dtype(log_amplitude.dtype)
+        log_amplitude, phase = log_amplitude.to(dtype), phase.to(dtype)
         amp = torch.exp(log_amplitude).clip(max=MAX_AMPLITUDE)
         return self.istft(torch.complex(amp * torch.cos(phase), amp * torch.sin(phase)))
 

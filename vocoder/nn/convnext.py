@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from ..audio.mel import stft
 
-__all__ = ["ConvNeXtBlock", "InverseSTFT", "STFTFrames", "analysis_frames", "ISTFT_PADDINGS"]
+__all__ = ["ConvNeXtBlock", "InverseSTFT", "STFTFrames", "analysis_frames", "synthesis_dtype",
+           "ISTFT_PADDINGS"]
 
 #: ``"same"``: frame t covers samples ``[t*hop - (n_fft-hop)/2, ...)``, T frames -> T*hop samples (HiFi-GAN's mel
 #: framing); ``"center"``: frame t is centred on sample ``t*hop`` (torch.stft(center=True)), as ``vocos-mel-24khz``.
@@ -44,6 +45,12 @@ class ConvNeXtBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.pointwise(self.dwconv(x))
+
+
+def synthesis_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a Fourier head's inverse STFT runs in for a network of ``dtype``: float64 for float64, else
+    float32 (CPU FFTs have no float16 / bfloat16, and CUDA's complex half is experimental)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def analysis_frames(wav: torch.Tensor, n_fft: int, hop_length: int, window: torch.Tensor,

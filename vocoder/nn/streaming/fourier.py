@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..convnext import synthesis_dtype
 from .base import StateAllocator, StreamLayer
 
 __all__ = ["StreamChannelNorm", "StreamConvNeXtPointwise", "StreamFourierHead", "StreamMelPrior", "StreamISTFT"]
@@ -68,12 +69,6 @@ class StreamMelPrior(StreamLayer):
         return torch.log(torch.clamp(amp, min=self.floor)).float().to(x.dtype)
 
 
-def _synthesis_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float32 for float32, float16 and bfloat16 networks (as the offline head: CPU FFTs have neither half type),
-    float64 for float64."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 class StreamISTFT(StreamLayer):
     """Frames of ``[log_amplitude, phase]`` (or ``[prior, log_amplitude, phase]``, summed in front) -> audio
     ``[B, 1, samples]``: exp (clipped), inverse real FFT, window, overlap-add, division by the summed squared
@@ -113,7 +108,7 @@ class StreamISTFT(StreamLayer):
         self.offset = alloc.take(3)
 
     def fill_states(self, states: List[torch.Tensor], batch: int, ref: torch.Tensor) -> None:
-        dtype = _synthesis_dtype(ref.dtype)
+        dtype = synthesis_dtype(ref.dtype)
         states[self.offset] = ref.new_zeros(batch, self.overlap, dtype=dtype)
         states[self.offset + 1] = ref.new_zeros(batch, self.overlap, dtype=dtype)
         states[self.offset + 2] = torch.full((1,), self.trim, dtype=torch.long)
@@ -127,7 +122,7 @@ class StreamISTFT(StreamLayer):
         else:
             log_amp = x[:, :f]
             phase = x[:, f:2 * f]
-        dtype = _synthesis_dtype(x.dtype)
+        dtype = synthesis_dtype(x.dtype)
         log_amp, phase = log_amp.to(dtype), phase.to(dtype)
         amp = torch.exp(log_amp).clamp(max=self.max_amplitude)
         spec = torch.complex(amp * torch.cos(phase), amp * torch.sin(phase))

@@ -245,7 +245,8 @@ def bench_vocos(device: str, seconds: float, repeat: int, phase_iterations=(), d
         with exact_fp32():
             y_ours, y_off = ours(mel), official(mel)
         ours(mel), official(mel), default(d_mel)  # warm-up
-        refined = [lambda k=k: default.refined(d_mel, k) for k in phase_iterations]
+        # timed after the three models: the default with K phase iterations, then cast to each dtype
+        variants = [lambda k=k: default.refined(d_mel, k) for k in phase_iterations]
         y_def = default(d_mel)
         cast = {}  # the default architecture cast to another dtype (its inverse STFT stays float32)
         for name in dtypes:
@@ -255,9 +256,9 @@ def bench_vocos(device: str, seconds: float, repeat: int, phase_iterations=(), d
                 cast[name] = (model, d_mel.to(dt), (model(d_mel.to(dt)).float() - y_def).abs().max().item())
             except RuntimeError as e:
                 print(f"  {DEFAULT_FOURIER} in {name}: not supported on {device} ({e})")
-        refined += [lambda m=m, x=x: m(x) for m, x, _ in cast.values()]
+        variants += [lambda m=m, x=x: m(x) for m, x, _ in cast.values()]
         rounds = [(timed(lambda: ours(mel), sync), timed(lambda: official(mel), sync),
-                   timed(lambda: default(d_mel), sync), *(timed(f, sync) for f in refined)) for _ in range(repeat)]
+                   timed(lambda: default(d_mel), sync), *(timed(f, sync) for f in variants)) for _ in range(repeat)]
     t_ours, t_off, t_def = (min(r[i] for r in rounds) for i in range(3))
     paired = sorted(r[1] / r[0] for r in rounds)
     n = y_off.shape[-1]  # "center": the official decode has (T - 1) * hop samples, ours T * hop

@@ -91,7 +91,7 @@ def main(argv=None) -> int:
         lines += [f"\n{split}:\n", f"| checkpoint | steps | CPU-hours | {' | '.join(HEADERS)} | gate |",
                   "|---|---|---|" + "---|" * (len(HEADERS) + 1)]
         for r in rows:
-            failures = gate_failures(r[split], floors[split]["griffin_lim"])
+            failures = gate_failures(r[split], floors[split]["griffin_lim"], floors[split]["reference"])
             verdict = "passes" if not failures else f"fails {len(failures)}/5"
             hours = "-" if r["cpu_hours"] is None else f"{r['cpu_hours']:.2f}"
             lines.append(f"| {r['label']} | {r['gan_step']:,} | {hours} | {fmt(r[split])} | {verdict} |")

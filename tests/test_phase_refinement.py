@@ -2,6 +2,7 @@
 an inconsistent one more consistent, and ``Vocoder(phase_iterations=K)`` applies it offline only."""
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
@@ -123,16 +124,38 @@ def test_phase_iterations_are_refused_where_they_cannot_apply():
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="phase_iterations"):
             voc.phase_iterations = bad
-    voc.phase_iterations = 4
+
+
+def test_a_refining_vocoder_streams_the_plain_decode_and_says_so(caplog):
+    voc = small_fourier_vocoder(phase_iterations=4)
     mel = voc.mel(harmonic_clip(20 * 256)[0])
-    with pytest.raises(ValueError, match="offline only"):
-        voc.stream([mel[:, :10], mel[:, 10:]])
+    refined = voc(mel)
+    assert "offline only" in voc.describe()["streaming"]
+    with caplog.at_level(logging.INFO, logger="vocoder.inference"):
+        streamed = torch.cat(list(voc.stream([mel[:, :10], mel[:, 10:]])), -1)
+        list(voc.stream([mel]))
+    assert sum("offline only" in r.getMessage() for r in caplog.records) == 1  # said once
     from vocoder.streaming import StreamingVocoder
-    with pytest.raises(ValueError, match="cannot stream"):
-        StreamingVocoder(voc)
+    sv = StreamingVocoder(voc)
+    pushed = torch.cat([sv.push(mel[:, :7]), sv.push(mel[:, 7:]), sv.flush()], -1)
     voc.phase_iterations = 0
-    streamed = torch.cat(list(voc.stream([mel[:, :10], mel[:, 10:]])), -1)
-    assert torch.allclose(streamed, voc(mel), atol=1e-4)
+    plain = voc(mel)
+    assert voc.describe()["streaming"] == "plain decode, equal to the offline decode"
+    assert torch.allclose(streamed, plain, atol=1e-4) and torch.allclose(pushed, plain, atol=1e-4)
+    assert not torch.allclose(streamed, refined, atol=1e-3)
+
+
+def test_phase_iterations_travel_with_the_checkpoint(tmp_path):
+    voc = small_fourier_vocoder(phase_iterations=6)
+    voc.save(tmp_path / "k6.pt")
+    assert Vocoder.from_pretrained(str(tmp_path / "k6.pt")).phase_iterations == 6            # the stored setting
+    assert Vocoder.from_pretrained(str(tmp_path / "k6.pt"), phase_iterations=0).phase_iterations == 0  # override
+    assert Vocoder.from_pretrained(str(tmp_path / "k6.pt"), phase_iterations=2).describe()["phase_iterations"] == 2
+    voc.phase_iterations = 0                 # turning it off is stored too
+    voc.save(tmp_path / "k0.pt")
+    assert Vocoder.from_pretrained(str(tmp_path / "k0.pt")).phase_iterations == 0
+    small_fourier_vocoder().save(tmp_path / "plain.pt")   # a checkpoint without the setting: off
+    assert Vocoder.from_pretrained(str(tmp_path / "plain.pt")).phase_iterations == 0
 
 
 def test_synthesize_command_applies_phase_iterations(tmp_path, capsys):

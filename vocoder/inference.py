@@ -23,6 +23,7 @@ from .audio.io import load_audio, resample
 from .audio.mel import MelConfig, as_tensor, check_mel, mel_spectrogram
 from .checkpoints import load_checkpoint, save_checkpoint
 from .generators.registry import build_generator, check_generator_fits_mel, get_preset, preset_names
+from .nn.phase_retrieval import PHASE_METHODS
 from .nn.weight_normalization import fold_weight_norm as fold_weights  # the name is taken by the argument
 from .streaming import StreamingVocoder, build_streaming_generator
 
@@ -51,11 +52,18 @@ class Vocoder(nn.Module):
         meta: free-form information (training steps, source file, ...).
         fold_weight_norm: fold weight norm into plain weights (inference only needs the product).
         phase_iterations: Fourier-head generators only: refine the predicted phase with this many fast Griffin-Lim
-            iterations (:mod:`vocoder.nn.phase_refinement`; offline only, :meth:`stream` refuses it). 0: off.
+            iterations (:mod:`vocoder.nn.phase_refinement`). 0: off; ``None`` (default): the checkpoint's setting,
+            ``meta["phase_iterations"]`` (the shipped model stores the K it was released with), else 0. Offline
+            only: :meth:`stream` runs the plain decode (and says so once in the log).
+        phase: Fourier-head generators only: where the phase comes from before any iterations: ``"model"`` (the
+            network's prediction), ``"pghi"`` or ``"rtpghi"`` (computed from the predicted amplitude,
+            :mod:`vocoder.nn.phase_retrieval`). ``None`` (default): the checkpoint's ``meta["phase_method"]``, else
+            ``"model"``. Offline: :meth:`stream` runs the plain decode with the model's phase.
     """
 
     def __init__(self, generator: nn.Module, mel_config: MelConfig, meta: Optional[Mapping] = None,
-                 fold_weight_norm: bool = True, phase_iterations: int = 0):
+                 fold_weight_norm: bool = True, phase_iterations: Optional[int] = None,
+                 phase: Optional[str] = None):
         super().__init__()
         if not isinstance(mel_config, MelConfig):
             raise ValueError(f"expected a MelConfig, got {type(mel_config).__name__}")
@@ -66,7 +74,22 @@ class Vocoder(nn.Module):
         self.generator.requires_grad_(False)
         self._mel_config = mel_config
         self.meta = dict(meta or {})
-        self.phase_iterations = phase_iterations
+        self.phase = self.meta.get("phase_method", "model") if phase is None else phase
+        self.phase_iterations = self.meta.get("phase_iterations", 0) if phase_iterations is None else phase_iterations
+
+    @property
+    def phase(self) -> str:
+        """Where a Fourier head's phase comes from in offline decoding: ``"model"``, ``"pghi"`` or ``"rtpghi"``."""
+        return self._phase
+
+    @phase.setter
+    def phase(self, value: str) -> None:
+        if value not in PHASE_METHODS:
+            raise ValueError(f"phase must be one of {', '.join(PHASE_METHODS)}, got {value!r}")
+        if value != "model" and not hasattr(self.generator, "refined"):
+            raise ValueError(f"phase {value!r} needs a Fourier-head generator (the vocos family); "
+                             f"{self.generator_name} makes its waveform directly, with no phase to replace")
+        self._phase = value
 
     @property
     def phase_iterations(self) -> int:
@@ -85,7 +108,8 @@ class Vocoder(nn.Module):
     # ------------------------------------------------------------------------------------------ loading
     @classmethod
     def from_pretrained(cls, path: Optional[PathLike] = None, device="cpu", config=None,
-                        random_init: bool = False, phase_iterations: int = 0) -> "Vocoder":
+                        random_init: bool = False, phase_iterations: Optional[int] = None,
+                        phase: Optional[str] = None) -> "Vocoder":
         """Load a model.
 
         Args:
@@ -98,7 +122,9 @@ class Vocoder(nn.Module):
             config: official ``config.json`` (Vocos: ``config.yaml``) path or dict, for official files whose config
                 is elsewhere.
             random_init: allow a preset name, which has no weights.
-            phase_iterations: see :class:`Vocoder` (Fourier-head models only).
+            phase_iterations: see :class:`Vocoder` (Fourier-head models only; ``None``: the checkpoint's
+                setting, e.g. the shipped model's; 0 turns refinement off).
+            phase: see :class:`Vocoder` (``None``: the checkpoint's setting; ``"model"`` turns retrieval off).
         """
         device = _check_device(device)
         if path is None:
@@ -118,15 +144,20 @@ class Vocoder(nn.Module):
                 preset = get_preset(path)
                 gen = build_generator(path)
                 return cls(gen, preset.mel, {"source": "preset", "preset": path, "random_init": True},
-                           phase_iterations=phase_iterations).to(device)
+                           phase_iterations=phase_iterations, phase=phase).to(device)
             raise ValueError(f"model not found: {path!r} is neither a file, a folder nor a preset name "
                              f"(presets: {', '.join(preset_names())})")
         generator, mel, meta = load_checkpoint(path, map_location="cpu", config=config)
-        return cls(generator, mel, meta, phase_iterations=phase_iterations).to(device)
+        return cls(generator, mel, meta, phase_iterations=phase_iterations, phase=phase).to(device)
 
     def save(self, path: PathLike, meta: Optional[Mapping] = None) -> None:
         """Write our checkpoint format (weights as held: folded after ``from_pretrained``)."""
-        save_checkpoint(path, self.generator, self._mel_config, {**self.meta, **dict(meta or {})})
+        meta = {**self.meta, **dict(meta or {})}
+        if self._phase_iterations or "phase_iterations" in meta:  # the settings travel with the weights
+            meta["phase_iterations"] = self._phase_iterations
+        if self._phase != "model" or "phase_method" in meta:
+            meta["phase_method"] = self._phase
+        save_checkpoint(path, self.generator, self._mel_config, meta)
 
     # ------------------------------------------------------------------------------------------ properties
     @property
@@ -180,7 +211,9 @@ class Vocoder(nn.Module):
             "hop_length": self.hop_length,
             "n_mels": self.n_mels,
             "mel": self._mel_config.to_dict(),
+            "phase": self._phase,
             "phase_iterations": self._phase_iterations,
+            "streaming": self.streaming_decode(),
             "dtype": str(self.dtype).replace("torch.", ""),
             "config": cfg_dict,
             "meta": dict(self.meta),
@@ -246,8 +279,8 @@ class Vocoder(nn.Module):
 
     def _generate(self, mel: torch.Tensor) -> torch.Tensor:
         """``[B, n_mels, T] -> float32 [B, T * hop]`` (the generator's own output checked against the contract)."""
-        if self._phase_iterations:
-            out = self.generator.refined(mel, self._phase_iterations)
+        if self._phase_iterations or self._phase != "model":
+            out = self.generator.refined(mel, self._phase_iterations, phase=self._phase)
         else:
             out = self.generator(mel)
         expected = (mel.shape[0], 1, mel.shape[-1] * self.hop_length)
@@ -334,12 +367,25 @@ class Vocoder(nn.Module):
         # The architecture alone decides it: an eager streaming network answers without the TorchScript build.
         return build_streaming_generator(self.generator).lookahead_frames
 
+    def streaming_decode(self) -> str:
+        """What :meth:`stream` computes, in words: the plain decode, and whether that differs from the offline one."""
+        if self._phase_iterations or self._phase != "model":
+            return (f"plain decode: {self.phase_description()} is offline only; streams equal the offline decode "
+                    f"with phase='model', phase_iterations=0")
+        return "plain decode, equal to the offline decode"
+
+    def phase_description(self) -> str:
+        """The offline phase setting in words, e.g. ``"the model's phase + 16 Griffin-Lim iterations"``."""
+        text = {"model": "the model's phase", "pghi": "PGHI phase", "rtpghi": "RTPGHI phase"}[self._phase]
+        return text + (f" + {self._phase_iterations} Griffin-Lim iterations" if self._phase_iterations else "")
+
     def stream(self, mel_chunks):
         """Streaming decode: iterate over ``[n_mels, t]`` (or ``[B, n_mels, t]``) chunks, yield float32 audio
-        (``[samples]`` / ``[B, samples]``) as soon as it is final; all pieces together equal ``self(mel)``.
-        Refused when :attr:`phase_iterations` is set (an offline step)."""
-        if self._phase_iterations:
-            raise ValueError(f"phase refinement ({self._phase_iterations} Griffin-Lim iterations) is offline only: "
-                             f"each iteration widens the receptive field by n_fft / hop - 1 frames both ways; set "
-                             f"phase_iterations = 0 to stream")
+        (``[samples]`` / ``[B, samples]``) as soon as it is final; all pieces together equal the plain decode,
+        ``self(mel)`` with :attr:`phase_iterations` = 0. Phase refinement is offline (each iteration widens the
+        receptive field by n_fft / hop - 1 frames both ways), so a model that refines offline streams without it
+        and says so once in the log."""
+        if (self._phase_iterations or self._phase != "model") and not self.__dict__.get("_told_streaming_is_plain"):
+            log.info("streaming: %s", self.streaming_decode())
+            self.__dict__["_told_streaming_is_plain"] = True
         return self._streamer().stream(check_mel(c, self.n_mels) for c in mel_chunks)

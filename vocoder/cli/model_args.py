@@ -1,9 +1,11 @@
 """The model arguments every subcommand that runs a model shares (``--model``, ``--config``, ``--device``,
-``--dtype``, ``--random-init``, and for offline decoding ``--phase-iterations``), and loading the model they
+``--dtype``, ``--random-init``, and for offline decoding ``--phase`` and ``--phase-iterations``), and loading the model they
 name."""
 from __future__ import annotations
 
 import argparse
+
+from ..nn.phase_retrieval import PHASE_METHODS
 
 DTYPES = ("float32", "bfloat16", "float16")
 MODEL_HELP = ("the model: our .pt, a `vocoder train` .ckpt, an official BigVGAN / HiFi-GAN / ParallelWaveGAN / Vocos "
@@ -28,9 +30,14 @@ def add_model_arguments(p: argparse.ArgumentParser, device: bool = True, random_
         p.add_argument("--random-init", action="store_true",
                        help="allow a preset name as --model (random weights: tests and benchmarks)")
     if phase_iterations:
-        p.add_argument("--phase-iterations", type=int, default=0, metavar="K",
+        p.add_argument("--phase-iterations", type=int, default=None, metavar="K",
                        help="Fourier-head (vocos) models: refine the predicted phase with K fast Griffin-Lim "
-                            "iterations (offline; about 16 helps; default: 0, off)")
+                            "iterations (offline; 0: off; default: the model's stored setting, e.g. the shipped "
+                            "model's, else 0)")
+        p.add_argument("--phase", choices=PHASE_METHODS, default=None,
+                       help="Fourier-head (vocos) models: the phase before any iterations: the network's own "
+                            "(model) or computed from its amplitude (pghi: whole utterance; rtpghi: frame by frame); "
+                            "offline; default: the model's stored setting, else model")
 
 
 def load_model(args: argparse.Namespace):
@@ -41,6 +48,7 @@ def load_model(args: argparse.Namespace):
 
     voc = Vocoder.from_pretrained(args.model, device=getattr(args, "device", "cpu"), config=args.config,
                                   random_init=getattr(args, "random_init", False),
-                                  phase_iterations=getattr(args, "phase_iterations", 0))
+                                  phase_iterations=getattr(args, "phase_iterations", None),
+                                  phase=getattr(args, "phase", None))
     dtype = getattr(args, "dtype", "float32")
     return voc if dtype == "float32" else voc.to(getattr(torch, dtype))

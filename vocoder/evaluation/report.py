@@ -97,6 +97,9 @@ def _model_name(vocoder) -> str:
         if isinstance(v, str) and v:
             name = v
             break
+    method = getattr(vocoder, "phase", "model")
+    if isinstance(method, str) and method != "model":
+        name = f"{name} with {method.upper()} phase"
     iterations = getattr(vocoder, "phase_iterations", 0)
     if iterations:
         name = f"{name} + {iterations} phase iterations"

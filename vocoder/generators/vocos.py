@@ -26,6 +26,7 @@ import torch.nn as nn
 from ..audio.mel import MelConfig, mel_filterbank
 from ..nn.convnext import ISTFT_PADDINGS, ConvNeXtBlock, InverseSTFT, synthesis_dtype
 from ..nn.phase_refinement import DEFAULT_MOMENTUM, refine_phase
+from ..nn.phase_retrieval import retrieve_phase
 from ..nn.streaming import (StreamChannelNorm, StreamConcat, StreamConv1d, StreamConvNeXtPointwise, StreamFourierHead,
                             StreamIdentity, StreamISTFT, StreamLayer, StreamMelPrior, StreamSequential, StreamSum)
 from .common import check_mel
@@ -254,12 +255,18 @@ class VocosGenerator(nn.Module):
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         return self.synthesize(*self.spectrum(mel))
 
-    def refined(self, mel: torch.Tensor, iterations: int, momentum: float = DEFAULT_MOMENTUM) -> torch.Tensor:
-        """:meth:`forward` with ``iterations`` of fast Griffin-Lim from the predicted phase (offline only; see
-        :mod:`vocoder.nn.phase_refinement`): ``mel [B, n_mels, T] -> wav [B, 1, T * hop]``, float32."""
-        log_amp, phase = self.spectrum(mel)
+    def refined(self, mel: torch.Tensor, iterations: int, momentum: float = DEFAULT_MOMENTUM,
+                phase: str = "model") -> torch.Tensor:
+        """:meth:`forward` with the phase taken from ``phase`` (``"model"``: the predicted one; ``"pghi"`` /
+        ``"rtpghi"``: computed from the predicted amplitude, :mod:`vocoder.nn.phase_retrieval`), then
+        ``iterations`` of fast Griffin-Lim from it (offline; :mod:`vocoder.nn.phase_refinement`):
+        ``mel [B, n_mels, T] -> wav [B, 1, T * hop]``, float32."""
+        log_amp, predicted = self.spectrum(mel)
         amp = torch.exp(log_amp.float()).clip(max=MAX_AMPLITUDE)
-        return refine_phase(amp, phase, self.head.istft, iterations, momentum).unsqueeze(1)
+        if phase != "model":
+            istft = self.head.istft
+            predicted = retrieve_phase(amp, phase, istft.hop_length, istft.n_fft)
+        return refine_phase(amp, predicted, self.head.istft, iterations, momentum).unsqueeze(1)
 
     def graph_forward(self, mel: torch.Tensor) -> torch.Tensor:
         """:meth:`forward` in real arithmetic, for TorchScript tracing and ONNX export (no complex tensors, FFT,

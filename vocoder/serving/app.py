@@ -140,6 +140,8 @@ class ServingState:
             "sample_rate": voc.sample_rate,
             "hop_length": voc.hop_length,
             "n_mels": voc.n_mels,
+            "phase_iterations": d.get("phase_iterations"),
+            "streaming": d.get("streaming"),
             "lookahead_frames": self.lookahead_frames,
             "lookahead_ms": round(1000.0 * self.lookahead_frames * hop_s, 3),
             "device": str(voc.device),

@@ -167,9 +167,10 @@ class StreamingVocoder:
     """
 
     def __init__(self, model: nn.Module, script: Union[str, bool] = "auto"):
-        if getattr(model, "phase_iterations", 0):
-            raise ValueError(f"this Vocoder refines its phase ({model.phase_iterations} Griffin-Lim iterations), an "
-                             f"offline step that cannot stream; set phase_iterations = 0 to stream")
+        if getattr(model, "phase_iterations", 0) or getattr(model, "phase", "model") != "model":
+            # phase retrieval and refinement are offline here: stream the plain decode
+            log.info("streaming a Vocoder whose offline phase is %s: the plain decode, equal to the offline one "
+                     "with phase='model', phase_iterations=0", model.phase_description())
         gen = model.generator if isinstance(getattr(model, "generator", None), nn.Module) else model
         if not isinstance(gen, nn.Module):
             raise ValueError(f"expected a Vocoder or a generator nn.Module, got {type(model).__name__}")

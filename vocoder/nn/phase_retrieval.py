@@ -1,0 +1,187 @@
+"""Phase from the amplitude alone: Phase Gradient Heap Integration (PGHI) and its real-time form (RTPGHI).
+
+For a Gaussian window ``g(t) = exp(-pi t^2 / lam)`` the STFT's log-amplitude and phase are tied (Portnoff; Průša,
+Balazs, Søndergaard, "A noniterative method for reconstruction of phase from STFT magnitude", 2017): in the
+time-invariant phase convention (each frame's phase relative to its window's centre), with ``x`` in samples and
+``w`` in cycles per sample,
+
+    d phase / dx =  (1 / lam) d log s / dw + 2 pi w        (the instantaneous frequency)
+    d phase / dw = -lam d log s / dx                        (the local group delay, negated)
+
+so the phase's gradient follows from the amplitude's, and a heap integrates it from the loudest bins outwards,
+where the estimate is most reliable (trapezoidal steps between neighbouring bins). A Hann window of ``n``
+samples behaves like the Gaussian of ``lam = 0.25645 n^2`` (the value the PGHI authors fit; :func:`hann_lambda`).
+Bins below ``tolerance`` times the largest amplitude in reach are left out of the integration and get phase 0
+(deterministic; they are 100 dB down at the default 1e-5), and the log-amplitude is floored there so that the
+derivatives of the bins beside them stay finite.
+
+- :func:`pghi`: the whole utterance at once, tolerance relative to its global maximum.
+- :func:`rtpghi`: frame by frame (Průša, Søndergaard, "Real-time spectrogram inversion using phase gradient heap
+  integration", 2016). Frame ``n`` needs frame ``n + 1`` for the time derivative (one frame of lookahead) and the
+  phase of frame ``n - 1``, which seeds the heap; the tolerance is relative to the larger of this and the previous
+  frame's maximum, so every quantity is known one frame after it arrives: it streams.
+
+The phases returned are in ``torch.stft``'s convention (relative to each frame's first sample), which
+:class:`~vocoder.nn.convnext.InverseSTFT` inverts: the centred phase plus ``pi m`` for bin ``m`` (the window's
+centre sits ``n_fft / 2`` samples into the frame). Both functions are sequential by nature and run in NumPy here
+(about 5x real time for the default model's 513 x 86 bins per second on one core); they are the reference the
+compiled path will be checked against.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from typing import Optional
+
+import numpy as np
+import torch
+
+__all__ = ["PHASE_METHODS", "HANN_LAMBDA", "hann_lambda", "phase_steps", "pghi", "rtpghi", "retrieve_phase"]
+
+#: how a Fourier head's phase is obtained: its own prediction, or computed from its amplitude
+PHASE_METHODS = ("model", "pghi", "rtpghi")
+#: the time-frequency ratio of the Gaussian a Hann window of n samples resembles, over n^2 (Průša et al. 2017)
+HANN_LAMBDA = 0.25645
+DEFAULT_TOLERANCE = 1e-5
+
+
+def hann_lambda(n_fft: int) -> float:
+    """``lam`` (samples^2) of the Gaussian ``exp(-pi t^2 / lam)`` equivalent to a Hann window of ``n_fft``."""
+    return HANN_LAMBDA * n_fft * n_fft
+
+
+def _gradient(x: np.ndarray, axis: int) -> np.ndarray:
+    """Centred differences, the edges padded by repeating them (``(x[1] - x[0]) / 2`` at the first): the rule
+    of the reference implementations (pghipy, LTFAT's ``pderiv``), so the phases agree with theirs."""
+    padded = np.concatenate([np.take(x, [0], axis), x, np.take(x, [-1], axis)], axis=axis)
+    n = x.shape[axis]
+    return (np.take(padded, np.arange(2, n + 2), axis) - np.take(padded, np.arange(n), axis)) / 2
+
+
+def phase_steps(log_amplitude: np.ndarray, hop: int, n_fft: int, lam: Optional[float] = None):
+    """The phase's advance per frame and per bin from the log-amplitude ``[F, T]`` (natural log):
+    ``(time_step [F, T], freq_step [F, T])`` in radians, time-invariant (window-centred) convention.
+
+    ``time_step[m, n] = hop * dphase/dx``; ``freq_step[m, n] = dphase/dm`` (one bin is ``1 / n_fft`` cycles per
+    sample)."""
+    lam = hann_lambda(n_fft) if lam is None else lam
+    bins = np.arange(log_amplitude.shape[0], dtype=np.float64)[:, None]
+    dlog_dm = _gradient(log_amplitude, 0)                  # per bin: d/dw = n_fft d/dm
+    dlog_dn = _gradient(log_amplitude, 1)                  # per frame: d/dx = (1 / hop) d/dn
+    time_step = hop * (n_fft / lam * dlog_dm + 2 * math.pi * bins / n_fft)
+    freq_step = -(lam / n_fft) * dlog_dn / hop
+    return time_step, freq_step
+
+
+def _as_numpy(amplitude) -> np.ndarray:
+    a = amplitude.detach().to("cpu", torch.float64).numpy() if torch.is_tensor(amplitude) else np.asarray(
+        amplitude, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"expected an amplitude [F, T], got shape {a.shape}")
+    if not np.isfinite(a).all() or (a < 0).any():
+        raise ValueError("expected a finite, non-negative amplitude")
+    return a
+
+
+def _to_frame_start(phase: np.ndarray) -> np.ndarray:
+    """Window-centred phase -> ``torch.stft``'s (frame-start) convention: ``+ pi m`` (wrapped)."""
+    shifted = phase + math.pi * np.arange(phase.shape[0])[:, None]
+    return np.remainder(shifted + math.pi, 2 * math.pi) - math.pi
+
+
+def pghi(amplitude, hop: int, n_fft: int, tolerance: float = DEFAULT_TOLERANCE,
+         lam: Optional[float] = None) -> np.ndarray:
+    """Phase ``[F, T]`` (frame-start convention) of the amplitude ``[F, T]`` (``F = n_fft // 2 + 1``), the whole
+    utterance integrated at once from its loudest bins."""
+    s = _as_numpy(amplitude)
+    F, T = s.shape
+    phase = np.zeros((F, T))
+    peak = float(s.max()) if s.size else 0.0
+    if peak <= 0:
+        return _to_frame_start(phase)
+    floor = tolerance * peak
+    time_step, freq_step = phase_steps(np.log(np.maximum(s, floor)), hop, n_fft, lam)
+    done = s < floor  # insignificant bins keep phase 0
+    order = np.argsort(-s, axis=None, kind="stable")
+    next_seed = 0
+    heap: list = []
+    while True:
+        if not heap:  # a new island of significant bins: its loudest bin is the seed, phase 0
+            while next_seed < order.size and done.flat[order[next_seed]]:
+                next_seed += 1
+            if next_seed == order.size:
+                break
+            m, n = divmod(int(order[next_seed]), T)
+            done[m, n] = True
+            heap.append((-s[m, n], m, n))
+        _, m, n = heapq.heappop(heap)
+        for k, j in ((m, n + 1), (m, n - 1), (m + 1, n), (m - 1, n)):
+            if 0 <= k < F and 0 <= j < T and not done[k, j]:
+                if j != n:  # along time: the instantaneous frequencies of both ends
+                    phase[k, j] = phase[m, n] + (j - n) * 0.5 * (time_step[m, n] + time_step[k, j])
+                else:       # along frequency: the group delays of both ends
+                    phase[k, j] = phase[m, n] + (k - m) * 0.5 * (freq_step[m, n] + freq_step[k, j])
+                done[k, j] = True
+                heapq.heappush(heap, (-s[k, j], k, j))
+    return _to_frame_start(phase)
+
+
+def rtpghi(amplitude, hop: int, n_fft: int, tolerance: float = DEFAULT_TOLERANCE,
+           lam: Optional[float] = None) -> np.ndarray:
+    """Phase ``[F, T]`` (frame-start convention) of the amplitude ``[F, T]``, frame by frame with one frame of
+    lookahead: frame ``n``'s phase depends on frames ``<= n + 1`` only, so a stream gives the same phase."""
+    s = _as_numpy(amplitude)
+    F, T = s.shape
+    phase = np.zeros((F, T))
+    if T == 0:
+        return phase
+    maxima = s.max(axis=0)
+    # each frame's floor: the tolerance times the larger of its own and the previous frame's maximum
+    reach = np.maximum(maxima, np.concatenate([[0.0], maxima[:-1]]))
+    floors = tolerance * reach
+    logs = np.log(np.maximum(s, np.maximum(floors, 1e-300)[None, :]))
+    time_step, freq_step = phase_steps(logs, hop, n_fft, lam)
+    previous = np.zeros(F)
+    for n in range(T):
+        col = s[:, n]
+        done = col < floors[n] if reach[n] > 0 else np.ones(F, dtype=bool)
+        current = np.zeros(F)
+        # seeds: the previous frame's bins, by their amplitude (their phases are known)
+        heap = [(-s[m, n - 1], m, 0) for m in np.flatnonzero(~done)] if n > 0 else []
+        heapq.heapify(heap)
+        while True:
+            if not heap:
+                if done.all():
+                    break
+                m = int(np.argmax(np.where(done, -1.0, col)))  # no path from the past: phase 0 for the loudest
+                done[m] = True
+                heapq.heappush(heap, (-col[m], m, 1))
+                continue
+            _, m, here = heapq.heappop(heap)
+            if not here:  # a previous-frame bin: integrate along time into this frame
+                if not done[m]:
+                    current[m] = previous[m] + 0.5 * (time_step[m, n - 1] + time_step[m, n])
+                    done[m] = True
+                    heapq.heappush(heap, (-col[m], m, 1))
+                continue
+            for k in (m - 1, m + 1):
+                if 0 <= k < F and not done[k]:
+                    current[k] = current[m] + (k - m) * 0.5 * (freq_step[m, n] + freq_step[k, n])
+                    done[k] = True
+                    heapq.heappush(heap, (-col[k], k, 1))
+        phase[:, n] = current
+        previous = current
+    return _to_frame_start(phase)
+
+
+def retrieve_phase(amplitude: torch.Tensor, method: str, hop: int, n_fft: int,
+                   tolerance: float = DEFAULT_TOLERANCE) -> torch.Tensor:
+    """``amplitude [B, F, T]`` -> phase ``[B, F, T]`` (float32, the amplitude's device) by ``method``
+    (``"pghi"`` or ``"rtpghi"``), item by item."""
+    if method not in ("pghi", "rtpghi"):
+        raise ValueError(f"phase retrieval method must be 'pghi' or 'rtpghi', got {method!r}")
+    if amplitude.dim() != 3:
+        raise ValueError(f"expected an amplitude [B, F, T], got shape {tuple(amplitude.shape)}")
+    fn = pghi if method == "pghi" else rtpghi
+    out = [torch.from_numpy(fn(a, hop, n_fft, tolerance)) for a in amplitude]
+    return torch.stack(out).to(device=amplitude.device, dtype=torch.float32)

@@ -3,11 +3,12 @@
 ``bigvgan``) and the Fourier-head family (ours vs ``vocos`` on the same architecture and weights).
 
     python scripts/bench_inference.py [--seconds 2] [--models base,v2_24k,vocos] [--devices cpu,cuda] [--threads 2] \
-        [--phase-iterations 4,16] [--dtypes bfloat16,float16]
+        [--phase-iterations 4,16] [--phase "rtpghi:0,4 pghi:0"] [--dtypes bfloat16,float16]
 
 ``vocos``: the ``vocos_mel_24khz`` network, ours vs ``vocos``' backbone + ``ISTFTHead`` with the same weights
 (max|diff| over the official output's length), then the real-time factor of the default model's architecture
-(``vocos_22khz_80band``, random weights) alone, and with ``--phase-iterations`` of phase refinement (its cost
+(``vocos_22khz_80band``, random weights) alone, with ``--phase-iterations`` of phase refinement and with the
+``--phase`` settings (phase from the amplitude by PGHI / RTPGHI, then K iterations) (their cost
 against the plain decode, timed in the same rounds) and cast to ``--dtypes`` (its speed against the float32 decode
 in the same rounds, and the largest difference to its audio). The first line says which instruction set the CPU has.
 
@@ -224,7 +225,7 @@ def official_vocos(ours, device: str):
     return lambda mel: head(backbone(mel))
 
 
-def bench_vocos(device: str, seconds: float, repeat: int, phase_iterations=(), dtypes=()) -> None:
+def bench_vocos(device: str, seconds: float, repeat: int, phase_settings=(), dtypes=()) -> None:
     preset = get_preset(MODELS["vocos"])
     torch.manual_seed(0)
     ours = build_generator(preset.name).eval().to(device)
@@ -245,8 +246,8 @@ def bench_vocos(device: str, seconds: float, repeat: int, phase_iterations=(), d
         with exact_fp32():
             y_ours, y_off = ours(mel), official(mel)
         ours(mel), official(mel), default(d_mel)  # warm-up
-        # timed after the three models: the default with K phase iterations, then cast to each dtype
-        variants = [lambda k=k: default.refined(d_mel, k) for k in phase_iterations]
+        # timed after the three models: the default with each phase setting (method, K), then cast to each dtype
+        variants = [lambda m=m, k=k: default.refined(d_mel, k, phase=m) for m, k in phase_settings]
         y_def = default(d_mel)
         cast = {}  # the default architecture cast to another dtype (its inverse STFT stays float32)
         for name in dtypes:
@@ -270,12 +271,13 @@ def bench_vocos(device: str, seconds: float, repeat: int, phase_iterations=(), d
           f"{statistics.median(paired):.2f}x, range {paired[0]:.2f}-{paired[-1]:.2f}x), max|diff| {diff:.1e}")
     print(f"  {DEFAULT_FOURIER} (default model's architecture): RTF {t_def / d_audio_s:.4f}, "
           f"{d_audio_s / t_def:.1f}x real time")
-    for i, k in enumerate(phase_iterations):
+    for i, (method, k) in enumerate(phase_settings):
         t_k = min(r[3 + i] for r in rounds)
-        print(f"    + {k} phase iterations: RTF {t_k / d_audio_s:.4f}, {d_audio_s / t_k:.1f}x real time, "
+        label = (f"{method} phase + " if method != "model" else "+ ") + f"{k} phase iterations"
+        print(f"    {label}: RTF {t_k / d_audio_s:.4f}, {d_audio_s / t_k:.1f}x real time, "
               f"{t_k / t_def:.2f}x the plain decode's time")
     for i, (name, (_, _, diff_dt)) in enumerate(cast.items()):
-        t_k = min(r[3 + len(phase_iterations) + i] for r in rounds)
+        t_k = min(r[3 + len(phase_settings) + i] for r in rounds)
         print(f"    in {name}: RTF {t_k / d_audio_s:.4f}, {d_audio_s / t_k:.1f}x real time, "
               f"{t_def / t_k:.2f}x the float32 decode's speed, max|diff| to it {diff_dt:.1e} "
               f"(peak {y_def.abs().max().item():.2f})")
@@ -290,6 +292,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--phase-iterations", default="4,16",
                    help="vocos: also time the default architecture with these phase-refinement iterations")
+    p.add_argument("--phase", default="rtpghi:0,4 pghi:0",
+                   help="vocos: also time the default architecture with these phase settings, METHOD:K,K ... "
+                        "(phase from its amplitude by pghi / rtpghi, then K iterations; '' for none)")
     p.add_argument("--dtypes", default="bfloat16,float16",
                    help="vocos: also time the default architecture cast to these dtypes (comma list; '' for none)")
     p.add_argument("--isa", choices=("default", "avx2", "avx512"), default=None,
@@ -328,13 +333,16 @@ def main(argv=None) -> int:
             continue
         for name in names:
             if name == "vocos":
-                iterations = [int(k) for k in args.phase_iterations.split(",") if k.strip()]
+                settings = [("model", int(k)) for k in args.phase_iterations.split(",") if k.strip()]
+                for item in args.phase.split():
+                    method, _, ks = item.partition(":")
+                    settings += [(method, int(k)) for k in ks.split(",") if k.strip()]
                 dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
                 bad = [d for d in dtypes if not isinstance(getattr(torch, d, None), torch.dtype)]
                 if bad:
                     print(f"--dtypes: not torch dtypes: {bad}", file=sys.stderr)
                     return 2
-                bench_vocos(device, args.seconds, args.repeat, iterations, dtypes)
+                bench_vocos(device, args.seconds, args.repeat, settings, dtypes)
             else:
                 bench(name, device, args.seconds, args.repeat)
     return 0

@@ -36,6 +36,13 @@ def main(argv=None) -> int:
         print(f"{build.CPU_NAME}: ok ({time.perf_counter() - t:.1f} s, float32 code: {cpu.isa()}, "
               f"available: {', '.join(cpu.supported_isas())})")
 
+    t = time.perf_counter()
+    if build.load_phase_heap(verbose=args.verbose) is None:
+        failed.append(build.PHASE_HEAP_NAME)
+        print(build.last_error(build.PHASE_HEAP_NAME), file=sys.stderr)
+    else:
+        print(f"{build.PHASE_HEAP_NAME}: ok ({time.perf_counter() - t:.1f} s)")
+
     if args.no_cuda:
         print("CUDA: skipped (--no-cuda)")
     elif build.cuda_home() is None:

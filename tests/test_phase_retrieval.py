@@ -144,3 +144,23 @@ def test_synthesize_command_takes_phase(tmp_path):
     written, _ = sf.read(tmp_path / "out" / "a.wav", dtype="float32")
     voc.phase = "pghi"
     assert np.abs(written - voc.synthesize(tmp_path / "a.wav").numpy()).max() < 1e-4
+
+
+@pytest.mark.parametrize("method", [pghi, rtpghi])
+def test_compiled_heap_integration_equals_the_python_reference(method):
+    from vocoder.kernels.build import last_error, load_phase_heap
+
+    if load_phase_heap() is None:
+        pytest.fail(f"the phase heap extension did not build: {last_error('vocoder_phase_heap_cpu')}")
+    rng = np.random.default_rng(3)
+    s = np.abs(rng.standard_normal((513, 120))) * np.exp(-np.arange(513) / 80)[:, None]
+    s[:, 40:46] = 0.0            # silence: every bin insignificant
+    s[:, 70:73] *= 1e-9          # near-silence: islands seeded anew
+    s[300:, :] = np.round(s[300:, :], 3)  # many equal amplitudes: the heaps must break ties alike
+    for amp in (s, s[:, :1], np.zeros((513, 5))):
+        ours = method(amp, 256, 1024, compiled=True)
+        np.testing.assert_array_equal(ours, method(amp, 256, 1024, compiled=False))
+    with pytest.raises(RuntimeError, match="VOCODER_KERNELS"):
+        from vocoder.kernels.dispatch import use_kernels
+        with use_kernels(False):
+            method(s, 256, 1024, compiled=True)

@@ -1,8 +1,9 @@
 """Just-in-time build and caching of the fused-kernel extensions.
 
-Two extensions are built with :func:`torch.utils.cpp_extension.load` from the sources shipped in this
-package: ``vocoder_aa_cpu`` (``cpu/anti_alias.cpp``, C++/OpenMP) and ``vocoder_aa_cuda``
-(``cuda/anti_alias.cpp`` + ``cuda/anti_alias_kernel.cu``). Compiled objects go to a per-user cache:
+Three extensions are built with :func:`torch.utils.cpp_extension.load` from the sources shipped in this
+package: ``vocoder_aa_cpu`` (``cpu/anti_alias.cpp``, C++/OpenMP), ``vocoder_aa_cuda``
+(``cuda/anti_alias.cpp`` + ``cuda/anti_alias_kernel.cu``) and ``vocoder_phase_heap_cpu`` (``cpu/phase_heap.cpp``,
+the heap integration of PGHI / RTPGHI). Compiled objects go to a per-user cache:
 
 * ``$TORCH_EXTENSIONS_DIR/<name>`` when that variable is set (PyTorch's own convention), else
 * ``~/.cache/vocoder/kernels/torch-<torch version>-py<major><minor>/<name>``,
@@ -42,6 +43,9 @@ _HERE = Path(__file__).resolve().parent
 CPU_NAME = "vocoder_aa_cpu"
 CUDA_NAME = "vocoder_aa_cuda"
 CPU_SOURCES = [_HERE / "cpu" / "anti_alias.cpp"]
+#: the heap integration of PGHI / RTPGHI (vocoder.nn.phase_retrieval), plain C++
+PHASE_HEAP_NAME = "vocoder_phase_heap_cpu"
+PHASE_HEAP_SOURCES = [_HERE / "cpu" / "phase_heap.cpp"]
 CUDA_SOURCES = [_HERE / "cuda" / "anti_alias.cpp", _HERE / "cuda" / "anti_alias_kernel.cu"]
 # Portable flags: no -march=native (the cache may be shared by machines, CI builds for others) and no
 # -ffast-math (the kernels must match the reference); -O3 lets GCC vectorise the inner loops.
@@ -150,6 +154,25 @@ def load_cpu(verbose: bool = False, force: bool = False) -> ModuleType | None:
         )
 
     return _load(CPU_NAME, build, force)
+
+
+def load_phase_heap(verbose: bool = False, force: bool = False) -> ModuleType | None:
+    """Build (if needed) and import the PGHI / RTPGHI heap-integration extension; ``None`` (with one warning)
+    when that fails (the NumPy reference in :mod:`vocoder.nn.phase_retrieval` is used then)."""
+
+    def build():
+        from torch.utils.cpp_extension import load
+
+        return load(
+            name=PHASE_HEAP_NAME,
+            sources=[str(s) for s in PHASE_HEAP_SOURCES],
+            extra_cflags=["-O3"],
+            build_directory=str(build_dir(PHASE_HEAP_NAME)),
+            with_cuda=False,
+            verbose=verbose,
+        )
+
+    return _load(PHASE_HEAP_NAME, build, force)
 
 
 def load_cuda(arch: str | None = None, verbose: bool = False, force: bool = False) -> ModuleType | None:

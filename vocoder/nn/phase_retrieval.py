@@ -23,9 +23,9 @@ derivatives of the bins beside them stay finite.
 
 The phases returned are in ``torch.stft``'s convention (relative to each frame's first sample), which
 :class:`~vocoder.nn.convnext.InverseSTFT` inverts: the centred phase plus ``pi m`` for bin ``m`` (the window's
-centre sits ``n_fft / 2`` samples into the frame). Both functions are sequential by nature and run in NumPy here
-(about 5x real time for the default model's 513 x 86 bins per second on one core); they are the reference the
-compiled path will be checked against.
+centre sits ``n_fft / 2`` samples into the frame). The phase gradients are vectorised NumPy; the heap integration
+is sequential by nature and runs compiled (``vocoder/kernels/cpu/phase_heap.cpp``, built like the activation
+kernel) with the Python loops here as its reference: the same heap order and arithmetic, the same bits (tested).
 """
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ from typing import Optional
 
 import numpy as np
 import torch
+
+from ..kernels.dispatch import kernels_enabled
 
 __all__ = ["PHASE_METHODS", "HANN_LAMBDA", "hann_lambda", "phase_steps", "pghi", "rtpghi", "retrieve_phase"]
 
@@ -89,18 +91,19 @@ def _to_frame_start(phase: np.ndarray) -> np.ndarray:
     return np.remainder(shifted + math.pi, 2 * math.pi) - math.pi
 
 
-def pghi(amplitude, hop: int, n_fft: int, tolerance: float = DEFAULT_TOLERANCE,
-         lam: Optional[float] = None) -> np.ndarray:
-    """Phase ``[F, T]`` (frame-start convention) of the amplitude ``[F, T]`` (``F = n_fft // 2 + 1``), the whole
-    utterance integrated at once from its loudest bins."""
-    s = _as_numpy(amplitude)
+def _compiled():
+    """The compiled heap integration (:mod:`vocoder.kernels`), or ``None``: not built, or ``VOCODER_KERNELS=0``."""
+    if not kernels_enabled():
+        return None
+    from ..kernels.build import load_phase_heap
+
+    return load_phase_heap()
+
+
+def _pghi_heap(s: np.ndarray, time_step: np.ndarray, freq_step: np.ndarray, floor: float) -> np.ndarray:
+    """PGHI's heap integration in Python (the reference ``cpu/phase_heap.cpp`` mirrors): window-centred phase."""
     F, T = s.shape
     phase = np.zeros((F, T))
-    peak = float(s.max()) if s.size else 0.0
-    if peak <= 0:
-        return _to_frame_start(phase)
-    floor = tolerance * peak
-    time_step, freq_step = phase_steps(np.log(np.maximum(s, floor)), hop, n_fft, lam)
     done = s < floor  # insignificant bins keep phase 0
     order = np.argsort(-s, axis=None, kind="stable")
     next_seed = 0
@@ -123,24 +126,14 @@ def pghi(amplitude, hop: int, n_fft: int, tolerance: float = DEFAULT_TOLERANCE,
                     phase[k, j] = phase[m, n] + (k - m) * 0.5 * (freq_step[m, n] + freq_step[k, j])
                 done[k, j] = True
                 heapq.heappush(heap, (-s[k, j], k, j))
-    return _to_frame_start(phase)
+    return phase
 
 
-def rtpghi(amplitude, hop: int, n_fft: int, tolerance: float = DEFAULT_TOLERANCE,
-           lam: Optional[float] = None) -> np.ndarray:
-    """Phase ``[F, T]`` (frame-start convention) of the amplitude ``[F, T]``, frame by frame with one frame of
-    lookahead: frame ``n``'s phase depends on frames ``<= n + 1`` only, so a stream gives the same phase."""
-    s = _as_numpy(amplitude)
+def _rtpghi_heap(s: np.ndarray, time_step: np.ndarray, freq_step: np.ndarray, floors: np.ndarray,
+                 reach: np.ndarray) -> np.ndarray:
+    """RTPGHI's frame-by-frame heap integration in Python (the reference ``cpu/phase_heap.cpp`` mirrors)."""
     F, T = s.shape
     phase = np.zeros((F, T))
-    if T == 0:
-        return phase
-    maxima = s.max(axis=0)
-    # each frame's floor: the tolerance times the larger of its own and the previous frame's maximum
-    reach = np.maximum(maxima, np.concatenate([[0.0], maxima[:-1]]))
-    floors = tolerance * reach
-    logs = np.log(np.maximum(s, np.maximum(floors, 1e-300)[None, :]))
-    time_step, freq_step = phase_steps(logs, hop, n_fft, lam)
     previous = np.zeros(F)
     for n in range(T):
         col = s[:, n]
@@ -171,7 +164,60 @@ def rtpghi(amplitude, hop: int, n_fft: int, tolerance: float = DEFAULT_TOLERANCE
                     heapq.heappush(heap, (-col[k], k, 1))
         phase[:, n] = current
         previous = current
-    return _to_frame_start(phase)
+    return phase
+
+
+def _f64(*arrays):
+    return [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)) for a in arrays]
+
+
+def pghi(amplitude, hop: int, n_fft: int, tolerance: float = DEFAULT_TOLERANCE, lam: Optional[float] = None,
+         compiled: Optional[bool] = None) -> np.ndarray:
+    """Phase ``[F, T]`` (frame-start convention) of the amplitude ``[F, T]`` (``F = n_fft // 2 + 1``), the whole
+    utterance integrated at once from its loudest bins. ``compiled``: ``None`` uses the compiled heap
+    integration when it is built (``VOCODER_KERNELS=0`` forbids it), ``False`` the Python reference, ``True``
+    requires the compiled one; both give the same bits."""
+    s = _as_numpy(amplitude)
+    peak = float(s.max()) if s.size else 0.0
+    if peak <= 0:
+        return _to_frame_start(np.zeros(s.shape))
+    floor = tolerance * peak
+    time_step, freq_step = phase_steps(np.log(np.maximum(s, floor)), hop, n_fft, lam)
+    ext = _heap_extension(compiled)
+    if ext is None:
+        return _to_frame_start(_pghi_heap(s, time_step, freq_step, floor))
+    return _to_frame_start(ext.pghi_integrate(*_f64(s, time_step, freq_step), float(floor)).numpy())
+
+
+def rtpghi(amplitude, hop: int, n_fft: int, tolerance: float = DEFAULT_TOLERANCE, lam: Optional[float] = None,
+           compiled: Optional[bool] = None) -> np.ndarray:
+    """Phase ``[F, T]`` (frame-start convention) of the amplitude ``[F, T]``, frame by frame with one frame of
+    lookahead: frame ``n``'s phase depends on frames ``<= n + 1`` only, so a stream gives the same phase.
+    ``compiled``: as in :func:`pghi`."""
+    s = _as_numpy(amplitude)
+    F, T = s.shape
+    if T == 0:
+        return np.zeros((F, T))
+    maxima = s.max(axis=0)
+    # each frame's floor: the tolerance times the larger of its own and the previous frame's maximum
+    reach = np.maximum(maxima, np.concatenate([[0.0], maxima[:-1]]))
+    floors = tolerance * reach
+    logs = np.log(np.maximum(s, np.maximum(floors, 1e-300)[None, :]))
+    time_step, freq_step = phase_steps(logs, hop, n_fft, lam)
+    ext = _heap_extension(compiled)
+    if ext is None:
+        return _to_frame_start(_rtpghi_heap(s, time_step, freq_step, floors, reach))
+    return _to_frame_start(ext.rtpghi_integrate(*_f64(s, time_step, freq_step, floors, reach)).numpy())
+
+
+def _heap_extension(compiled: Optional[bool]):
+    if compiled is False:
+        return None
+    ext = _compiled()
+    if ext is None and compiled:
+        raise RuntimeError("the compiled PGHI heap integration is not available (build failed, or "
+                           "VOCODER_KERNELS=0); scripts/build_kernels.py says why")
+    return ext
 
 
 def retrieve_phase(amplitude: torch.Tensor, method: str, hop: int, n_fft: int,

@@ -3,10 +3,17 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 export CUDA_HOME ?= /usr/local/cuda
 
-.PHONY: setup setup-test kernels lint-imports test test-oldest-torch gpu-checks
+.PHONY: setup demo setup-test kernels lint-imports test test-oldest-torch gpu-checks
 
 setup:
 	$(PIP) install -q -e .
+
+# The main job on a fresh clone: vocode the shipped samples/ with the shipped default model into DEMO_OUT/
+# (one wav and one spectrogram PNG per clip).
+DEMO_OUT ?= out
+demo: setup
+	$(PYTHON) -m vocoder synthesize samples/ --output $(DEMO_OUT)/ --spectrogram
+	@echo "wrote $(DEMO_OUT)/: one .wav and one .png (input vs output spectrogram) per clip of samples/"
 
 # Peers we compare against in tests: the official BigVGAN and Vocos model code (no weights) and ParallelWaveGAN's losses.
 setup-test: setup

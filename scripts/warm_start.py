@@ -19,6 +19,7 @@ import math
 import sys
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -31,15 +32,17 @@ from vocoder.training.checkpointing import export_inference_checkpoint  # noqa: 
 from vocoder.utils import atomic_torch_save  # noqa: E402
 
 
-def half_checkpoint(source: Path, out: Path, name: str, train_hours: str, step_offset: int = 0,
-                    cpu_hours: bool = True) -> dict:
-    """Write the generator of our ``.pt`` ``source`` to ``out`` with float16 weights; return the new meta."""
+def half_checkpoint(source: Path, out: Path, name: str, train_hours, step_offset: int = 0,
+                    cpu_hours: bool = True, extra_meta: Optional[dict] = None) -> dict:
+    """Write the generator of our ``.pt`` ``source`` to ``out`` with float16 weights; return the new meta
+    (``extra_meta`` added last)."""
     ckpt = torch.load(source, map_location="cpu", weights_only=True)
     ckpt["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
     drop = {"source"} if cpu_hours else {"source", "cpu_hours"}
     meta = {k: v for k, v in dict(ckpt.get("meta") or {}).items() if k not in drop}
     meta.update(name=name, storage="float16 (loads as float32)", train_hours=train_hours)
     meta["gan_step"] = int(meta.get("gan_step", 0)) + int(step_offset)
+    meta.update(extra_meta or {})
     ckpt["meta"] = meta
     atomic_torch_save(ckpt, out)
     return meta

@@ -49,7 +49,7 @@ class Criterion(NamedTuple):
 
     def describe(self) -> str:
         if self.higher_is_better:
-            rule = f"Griffin-Lim {'+' if self.margin >= 0 else '-'} {abs(self.margin):g}"
+            rule = f"Griffin-Lim {'+' if self.margin > 0 else '-'} {abs(self.margin):g}" if self.margin else "Griffin-Lim"
             if self.reference_cap:
                 rule = f"min({rule}, reference)"
             return f"{self.metric} >= {rule}"

@@ -140,6 +140,7 @@ class ServingState:
             "sample_rate": voc.sample_rate,
             "hop_length": voc.hop_length,
             "n_mels": voc.n_mels,
+            "phase": d.get("phase"),
             "phase_iterations": d.get("phase_iterations"),
             "streaming": d.get("streaming"),
             "lookahead_frames": self.lookahead_frames,

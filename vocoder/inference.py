@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from .audio.io import load_audio, resample
-from .audio.mel import MelConfig, as_tensor, check_mel, mel_spectrogram
+from .audio.mel import MelConfig, as_tensor, check_audio, check_mel, mel_spectrogram
 from .checkpoints import load_checkpoint, save_checkpoint
 from .generators.registry import build_generator, check_generator_fits_mel, get_preset, preset_names
 from .nn.phase_retrieval import PHASE_METHODS
@@ -251,8 +251,12 @@ class Vocoder(nn.Module):
                 (faster, but the last ~receptive-field samples of shorter items differ).
         Returns:
             float32 ``[T * hop]`` or ``[B, T * hop]`` on the model's device.
+        Raises:
+            ValueError: a mel the model cannot take (shape, dtype, NaN / inf, values over
+                :func:`vocoder.audio.mel.mel_limit`: a dB or power mel); :class:`vocoder.audio.mel.NonFiniteAudio`
+                (a ``ValueError``) when the decode still produced NaN / inf, never returned.
         """
-        mel = check_mel(mel, self.n_mels)
+        mel = check_mel(mel, self.n_mels, config=self._mel_config)
         single = mel.dim() == 2
         if single:
             if lengths is not None:
@@ -275,6 +279,8 @@ class Vocoder(nn.Module):
                 keep = torch.arange(frames * hop, device=wav.device)[None, :] < (
                     torch.tensor(lengths, device=wav.device)[:, None] * hop)
                 wav = wav * keep
+        check_audio(wav, lambda: f"the mel {tuple(mel.shape[1:]) if single else tuple(mel.shape)} (values "
+                                 f"{float(mel.min()):.3g}..{float(mel.max()):.3g})")
         return wav[0] if single else wav
 
     def _generate(self, mel: torch.Tensor) -> torch.Tensor:
@@ -344,7 +350,7 @@ class Vocoder(nn.Module):
         # in-place write bumps a tensor's version counter.
         sv = self._cached_streamer()
         if sv is None:
-            sv = StreamingVocoder(self.generator)
+            sv = StreamingVocoder(self.generator, mel_config=self._mel_config)
             self.__dict__["_streaming"] = (self._weights_key(), sv)
         return sv
 
@@ -388,4 +394,4 @@ class Vocoder(nn.Module):
         if (self._phase_iterations or self._phase != "model") and not self.__dict__.get("_told_streaming_is_plain"):
             log.info("streaming: %s", self.streaming_decode())
             self.__dict__["_told_streaming_is_plain"] = True
-        return self._streamer().stream(check_mel(c, self.n_mels) for c in mel_chunks)
+        return self._streamer().stream(mel_chunks)  # each chunk checked as it enters (StreamingVocoder.push)

@@ -51,10 +51,14 @@ def load_audio(path: PathLike, sample_rate: int | None = None) -> torch.Tensor:
 
 
 def save_audio(path: PathLike, wav: Union[torch.Tensor, np.ndarray], sample_rate: int, subtype: str = "PCM_16") -> None:
-    """Write mono ``[T]`` audio (clipped to [-1, 1]); the folder is created if needed."""
+    """Write mono ``[T]`` audio (clipped to [-1, 1]); the folder is created if needed. NaN / inf samples are a
+    ``ValueError`` (nothing is written): clipping would turn them into a file of -1.0 or silence."""
     if torch.is_tensor(wav):
         wav = wav.detach().float().cpu().numpy()
     wav = np.asarray(wav, dtype=np.float32).reshape(-1)
+    if not np.isfinite(wav).all():
+        raise ValueError(f"refusing to write {path}: {int((~np.isfinite(wav)).sum())} of {wav.size} samples are "
+                         f"NaN / inf")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), np.clip(wav, -1.0, 1.0), sample_rate, subtype=subtype)

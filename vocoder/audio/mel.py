@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -23,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["MelConfig", "mel_spectrogram", "mel_filterbank", "spectral_normalize", "MelSpectrogram", "log_mel", "stft",
-           "linear_spectrogram", "as_tensor", "check_mel"]
+           "linear_spectrogram", "as_tensor", "check_mel", "max_log_mel", "mel_limit", "MEL_HEADROOM",
+           "check_mel_range", "NonFiniteAudio", "check_audio"]
 
 
 MEL_SCALES = ("slaney", "htk")
@@ -278,9 +280,11 @@ def as_tensor(x, what: str) -> torch.Tensor:
     return x
 
 
-def check_mel(mel, n_mels: int, layout: str = "any", finite: bool = True) -> torch.Tensor:
+def check_mel(mel, n_mels: int, layout: str = "any", finite: bool = True,
+              config: Optional[MelConfig] = None) -> torch.Tensor:
     """The one check of a log-mel input, before anything reaches a convolution; ``ValueError`` saying what was
-    expected and what came (non-float dtype, wrong rank, bands on the wrong axis, no frames, NaN / inf).
+    expected and what came (non-float dtype, wrong rank, bands on the wrong axis, no frames, NaN / inf, and with
+    ``config`` values above what that front end can produce: :func:`check_mel_range`).
 
     Args:
         mel: a tensor or numpy array.
@@ -288,6 +292,7 @@ def check_mel(mel, n_mels: int, layout: str = "any", finite: bool = True) -> tor
         layout: ``"any"``: ``[n_mels, T]`` or ``[B, n_mels, T]``, returned as given; ``"batch"``: ``[B, n_mels, T]``
             only; ``"single"``: ``[n_mels, T]`` or ``[1, n_mels, T]``, returned as ``[n_mels, T]``.
         finite: also refuse NaN / inf (a device sync; generators' forwards skip it).
+        config: the model's mel settings: also refuse values over :func:`mel_limit` (a dB or power mel).
     Returns:
         the mel as a tensor, same dtype and device.
     """
@@ -308,4 +313,77 @@ def check_mel(mel, n_mels: int, layout: str = "any", finite: bool = True) -> tor
         raise ValueError(f"expected a non-empty batch, got shape {tuple(mel.shape)}")
     if finite and not torch.isfinite(mel).all():
         raise ValueError("mel spectrogram contains NaN or inf values")
+    if config is not None:
+        check_mel_range(mel, config)
     return mel[0] if layout == "single" and mel.dim() == 3 else mel
+
+
+#: Headroom over :func:`max_log_mel` before a value is refused: ``log(1000)`` nats, i.e. 60 dB over the loudest
+#: full-scale signal (TTS models overshoot, mels converted from other front ends are approximate; a dB mel, which
+#: reaches tens, and values no audio makes, are still refused).
+MEL_HEADROOM = math.log(1000.0)
+
+
+@functools.lru_cache(maxsize=64)
+def max_log_mel(config: MelConfig) -> float:
+    """The largest log-mel value any signal in [-1, 1] can give with ``config`` (natural log of magnitude).
+
+    Derivation, for one frame with window ``w`` (periodic Hann of ``win_length``, ``w >= 0``), ``N = n_fft`` and a
+    band ``m`` with filter weights ``f_m[k] >= 0``:
+
+    - ``|X[k]| = |sum_n w[n] x[n] e^(-2 pi i k n / N)| <= sum_n w[n]`` for ``|x[n]| <= 1``, so
+      ``mel_m = sum_k f_m[k] sqrt(|X[k]|^2 + eps) <= (sum_k f_m[k]) (sum_n w[n] + sqrt(eps))``;
+    - Parseval: ``sum_k |X[k]|^2 <= N sum_n w[n]^2`` (one-sided bins are a subset), so by Cauchy-Schwarz
+      ``sum_k f_m[k] |X[k]| <= ||f_m||_2 sqrt(N sum_n w[n]^2)``, plus ``(sum_k f_m[k]) sqrt(eps)`` for the eps.
+
+    The bound is ``log(max(max_m min(both), log_floor))``. It is tight within about one nat: a full-scale
+    square wave reaches 2.35 against 2.97 for HiFi-GAN's 22 kHz mel (Vocos's 24 kHz HTK mel: 6.8 for a sine
+    against 7.6). Inputs are refused above ``max_log_mel(config) + MEL_HEADROOM`` (:func:`mel_limit`).
+    """
+    fb = mel_filterbank(config, dtype=torch.float64)
+    w = torch.hann_window(config.win_length, periodic=True, dtype=torch.float64)
+    eps = math.sqrt(config.magnitude_eps)
+    area = fb.sum(dim=1)
+    peak = area * (float(w.sum()) + eps)
+    energy = fb.norm(dim=1) * math.sqrt(config.n_fft * float((w * w).sum())) + area * eps
+    top = float(torch.minimum(peak, energy).max())
+    return math.log(max(top, config.log_floor))
+
+
+def mel_limit(config: MelConfig) -> float:
+    """The largest log-mel value an input may hold: :func:`max_log_mel` + :data:`MEL_HEADROOM`."""
+    return max_log_mel(config) + MEL_HEADROOM
+
+
+def check_mel_range(mel, config: MelConfig, what: str = "mel spectrogram") -> None:
+    """``ValueError`` when a (finite) log-mel holds values no audio in [-1, 1] can give with ``config``.
+
+    Only the top is bounded: values under ``log(log_floor)`` are quieter than silence, which a generator
+    renders as (near) silence, and TTS models and other front ends go there.
+    """
+    top = float(mel.max())
+    limit, reach = mel_limit(config), max_log_mel(config)
+    if top > limit:
+        raise ValueError(
+            f"{what} values reach {top:.4g}, above {limit:.2f}, the largest log-mel any audio in [-1, 1] gives with "
+            f"this model's mel settings ({reach:.2f}) plus {MEL_HEADROOM:.2f} of headroom; expected natural-log "
+            f"magnitudes, log(max(mel_filters @ |STFT|, {config.log_floor:g})), in "
+            f"[{math.log(config.log_floor):.1f}, {reach:.1f}]. "
+            f"Is it a dB mel (10*log10 power / 20*log10 magnitude), a power mel (|STFT|^2), or another toolkit's "
+            f"normalised mel? Convert it (vocoder.plugins.convert_mel) or compute it with vocoder.Vocoder.mel")
+
+
+class NonFiniteAudio(ValueError):
+    """A decode produced NaN / inf samples: refused instead of returned or written (the last guard)."""
+
+
+def check_audio(wav: torch.Tensor, what) -> torch.Tensor:
+    """``wav`` unchanged if every sample is finite, else :class:`NonFiniteAudio` naming the input that produced
+    it: ``what``, a string or a callable returning one (built only on failure)."""
+    finite = torch.isfinite(wav)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        what = what() if callable(what) else what
+        raise NonFiniteAudio(f"the model produced {bad} NaN / inf samples of {wav.numel()} for {what}; "
+                             f"refused (check the input's scale and the model's weights)")
+    return wav

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Tuple, Union
 
+import torch
 import torch.nn as nn
 
 from ..audio.mel import MelConfig
@@ -14,7 +15,7 @@ from .pwg import PWG_CONFIG, import_parallel_wavegan, latest_pwg_file
 from .state import PathLike, torch_load
 from .vocos import VOCOS_CONFIG, VOCOS_WEIGHTS, import_vocos, looks_like_vocos
 
-__all__ = ["checkpoint_kind", "load_checkpoint"]
+__all__ = ["checkpoint_kind", "load_checkpoint", "check_finite_weights"]
 
 
 def checkpoint_kind(path: PathLike) -> str:
@@ -59,7 +60,26 @@ def load_checkpoint(path: PathLike, map_location="cpu", config: Union[PathLike, 
             dict, for official files whose config is elsewhere.
     Returns:
         ``(generator, mel_config, meta)``; the generator is in eval mode, weight norm as the class builds it.
+    Raises:
+        ValueError: an unknown or broken file, or weights holding NaN / inf (naming the tensor): such a model
+            can only produce NaN audio.
     """
+    generator, mel, meta = _load(path, map_location, config)
+    check_finite_weights(generator, str(path))
+    return generator, mel, meta
+
+
+def check_finite_weights(module: nn.Module, source: str) -> None:
+    """``ValueError`` naming the first parameter / buffer of ``module`` that holds NaN or inf."""
+    for name, t in list(module.named_parameters()) + list(module.named_buffers()):
+        if t.is_floating_point() or t.is_complex():
+            finite = torch.isfinite(t.detach())
+            if not bool(finite.all()):
+                raise ValueError(f"{source}: weight {name!r} {tuple(t.shape)} holds {int((~finite).sum())} NaN / inf "
+                                 f"values of {t.numel()}; the checkpoint is corrupt (or its training diverged)")
+
+
+def _load(path: PathLike, map_location, config) -> Tuple[nn.Module, MelConfig, dict]:
     kind = checkpoint_kind(path)
     if kind in ("pwg_folder", "pwg_file"):
         return import_parallel_wavegan(path, config=config, map_location=map_location)

@@ -5,7 +5,9 @@
 
 Prints a table of mean ± std per metric (PESQ, STOI, M-STFT, mel L1, MCD, periodicity, V/UV F1, and the
 non-intrusive MOS predictors DistillMOS and DNSMOS P.835 overall) for the model and for Griffin-Lim on the same
-mels, plus the MOS predictors on the original clips (the reference: their ceiling on this data). Needs the
+mels, plus the MOS predictors on the original clips (the reference: their ceiling on this data). A clip that
+fails (unreadable, too short, NaN audio) is listed on stderr, one line each, left out of the means, and makes
+the exit status 2 (``--fail-fast``: stop at the first). Needs the
 ``eval`` extra (pesq, pystoi, auraloss, torchcrepe, distillmos, speechmos, onnxruntime).
 """
 from __future__ import annotations
@@ -13,8 +15,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import sys
 
-from .model_args import add_model_arguments, load_model
+from .model_args import add_model_arguments, check_output_file, load_model
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations (default: 32)")
     p.add_argument("--no-mos", action="store_true",
                    help="skip the MOS predictors (DistillMOS, DNSMOS) and the reference's scores")
+    p.add_argument("--fail-fast", action="store_true",
+                   help="stop at the first clip that fails (default: report it, go on, exit 2 at the end)")
     return p
 
 
@@ -50,13 +55,23 @@ def run(args) -> int:
     files = []
     for item in args.data:
         files.extend(list_clips(item))
+    for flag, path in (("--report", args.report), ("--png", args.png)):
+        if path is not None:
+            check_output_file(path, flag)
     voc = load_model(args)
     report = evaluate(voc, files, max_clips=args.max_clips, griffin_lim_floor=not args.no_griffin_lim,
-                      png_path=args.png, gl_iters=args.gl_iters, mos=not args.no_mos)
+                      png_path=args.png, gl_iters=args.gl_iters, mos=not args.no_mos, fail_fast=args.fail_fast)
     if args.model is not None:
         report["model"] = f"{report['model']} ({args.model})"
     print(format_table(report))
     if args.report:
         write_json(report, args.report)
         log.info("report written to %s", args.report)
+    skipped = report.get("skipped") or []
+    for s in skipped:
+        print(f"vocoder eval: failed: {s['file']}: {s['reason']}", file=sys.stderr)
+    if skipped:
+        total = report["n_clips"] + len(skipped)
+        print(f"vocoder eval: {len(skipped)} of {total} clip(s) failed (not in the means)", file=sys.stderr)
+        return 2
     return 0

@@ -4,6 +4,8 @@ name."""
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 
 from ..nn.phase_retrieval import PHASE_METHODS
 
@@ -38,6 +40,36 @@ def add_model_arguments(p: argparse.ArgumentParser, device: bool = True, random_
                        help="Fourier-head (vocos) models: the phase before any iterations: the network's own "
                             "(model) or computed from its amplitude (pghi: whole utterance; rtpghi: frame by frame); "
                             "offline; default: the model's stored setting, else model")
+
+
+def check_output_dir(path, flag: str = "--output") -> Path:
+    """Make sure ``path`` is (or can become) a folder we can write files in, before any model is loaded:
+    created if missing, probed with a temporary file; ``ValueError`` (one line, exit 2) saying what is wrong."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{flag} {out}: exists and is not a folder (it names the folder to write .wav files in)")
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise ValueError(f"{flag} {out}: cannot create a folder under {parent}, which is a file")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out, prefix=".vocoder-probe-"):
+            pass
+    except OSError as e:
+        raise ValueError(f"{flag} {out}: cannot write there: {e.strerror or e}") from None
+    return out
+
+
+def check_output_file(path, flag: str) -> Path:
+    """Make sure a file can be written at ``path`` (its folder created if missing, probed with a temporary file)
+    before any model is loaded; ``ValueError`` (one line, exit 2) saying what is wrong."""
+    out = Path(path)
+    if out.is_dir():
+        raise ValueError(f"{flag} {out}: is a folder; expected a file name")
+    check_output_dir(out.parent if str(out.parent) else ".", f"{flag} {out}: its folder")
+    return out
 
 
 def load_model(args: argparse.Namespace):

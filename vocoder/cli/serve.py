@@ -46,6 +46,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument("--max-streams", type=int, default=16, help="most streams open at once (default: 16)")
     g.add_argument("--stream-idle-s", type=float, default=30.0,
                    help="close a stream that sent nothing for this long (default: 30)")
+    g.add_argument("--body-timeout-s", type=float, default=5.0,
+                   help="answer 408 to a request body that sends nothing for this long (default: 5)")
+    g.add_argument("--max-body-readers", type=int, default=64,
+                   help="most requests reading their bodies at once; past it: 503 (default: 64)")
     g.add_argument("--stream-script", choices=("off", "on", "auto"), default="off",
                    help="TorchScript copy of the streaming network per stream slot (faster small chunks, seconds "
                         "to build; default: off)")
@@ -65,6 +69,7 @@ def config_from_args(args):
     return ServeConfig(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_batch_frames=args.max_batch_frames,
                        max_queue=args.max_queue, max_frames=args.max_frames, max_body_mb=args.max_body_mb,
                        max_streams=args.max_streams, stream_idle_s=args.stream_idle_s,
+                       body_timeout_s=args.body_timeout_s, max_body_readers=args.max_body_readers,
                        stream_script=args.stream_script, stream_prewarm=args.stream_prewarm,
                        api_key=args.api_key or os.environ.get(API_KEY_ENV) or None, model_name=args.model)
 

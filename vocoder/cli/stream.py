@@ -11,6 +11,10 @@ decoded as soon as ``--chunk-frames`` of them have arrived (the rest at end of i
 Output: mono samples at the model's rate, raw little-endian ``pcm16`` (default) or ``float32``, with no header,
 written and flushed as each piece becomes final; the audio of a frame waits for ``lookahead_frames`` later
 frames (printed with ``-v``). The whole output equals the offline decode of the full mel.
+
+Bad input ends the run with one line on stderr and exit status 2: a chunk that is not a mel the model takes
+(wrong size, NaN, values over the model's mel limit, e.g. a dB mel), or one the model turns into NaN audio
+(nothing of that chunk is written). Empty stdin writes nothing and exits 0 (a note on stderr).
 """
 from __future__ import annotations
 
@@ -98,10 +102,15 @@ def run(args) -> int:
     else:
         chunks = _stdin_chunks(sys.stdin.buffer, vocoder.n_mels, args.chunk_frames)
     out = sys.stdout.buffer
+    samples = 0
     try:
         for audio in vocoder.stream(chunks):
             out.write(encode(audio, args.format))
             out.flush()
+            samples += audio.shape[-1]
     except BrokenPipeError:  # the consumer went away: stop quietly
         return 0
+    if samples == 0 and args.input is None:
+        # Decided (#26): no frames in, no samples out, exit 0, as a filter does; said once on stderr.
+        print("vocoder stream: stdin held no mel frames: no audio written", file=sys.stderr)
     return 0

@@ -4,11 +4,16 @@
 
 INPUT is audio files, ``.npy`` log-mels (``[n_mels, T]`` or ``[1, n_mels, T]``) or folders (searched recursively
 for both). Each input becomes ``OUT/<name>.wav`` (files found in a folder keep their path below it).
+
+An input that fails (unreadable, a bad mel, NaN audio) is reported on stderr, one line each, and the others are
+still written; the last line counts the failures and the exit status is 2 when any failed (``--fail-fast``:
+stop at the first). A bad ``--output`` is refused before the model loads.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List
@@ -19,7 +24,7 @@ from tqdm import tqdm
 
 from ..audio.io import AUDIO_EXTENSIONS, load_audio, save_audio
 from ..audio.mel import check_mel
-from .model_args import add_model_arguments, load_model
+from .model_args import add_model_arguments, check_output_dir, load_model
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1, help="inputs decoded together (default: 1)")
     p.add_argument("--spectrogram", action="store_true",
                    help="also write OUT/<name>.png comparing input and output spectrograms")
+    p.add_argument("--fail-fast", action="store_true",
+                   help="stop at the first input that fails (default: report it, go on with the rest, exit 2 at "
+                        "the end)")
     return p
 
 
@@ -107,31 +115,76 @@ def plot_spectrograms(path: Path, mel_in: torch.Tensor, mel_out: torch.Tensor, t
     plt.close(fig)
 
 
+def _decode(vocoder, mels: List[torch.Tensor]) -> List[torch.Tensor]:
+    """Decode mels ``[n_mels, T_i]`` together (padded, exact per-item lengths) -> ``[T_i * hop]`` each."""
+    frames = [m.shape[-1] for m in mels]
+    padded = torch.zeros(len(mels), vocoder.n_mels, max(frames))
+    for i, m in enumerate(mels):
+        padded[i, :, : m.shape[-1]] = m
+    wavs = vocoder(padded, lengths=frames).cpu()
+    return [wav[: n * vocoder.hop_length] for wav, n in zip(wavs, frames)]
+
+
 def run(args) -> int:
+    """Every input is decoded and written; one that fails (unreadable, a bad mel, NaN audio, an unwritable
+    target) is reported on stderr, one line each, and the rest go on; the summary counts both and the exit
+    status is 2 when any failed. ``--fail-fast``: the first failure stops the run (exit 2)."""
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     jobs, from_folder = collect_inputs(args.inputs)
+    out_dir = check_output_dir(args.output)
     vocoder = load_model(args)
-    out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    failed: List[tuple] = []
+
+    def fail(job: Job, e: Exception) -> None:
+        msg = str(e) if str(job.source) in str(e) else f"{job.source}: {e}"
+        if args.fail_fast:
+            raise ValueError(msg) from e
+        tqdm.write(f"vocoder synthesize: failed: {msg}", file=sys.stderr)  # above the progress bar
+        failed.append((job, msg))
+
+    def write(job: Job, mel: torch.Tensor, wav: torch.Tensor) -> None:
+        target = out_dir / job.relative.with_suffix(".wav")
+        try:
+            save_audio(target, wav, vocoder.sample_rate)
+            if args.spectrogram:
+                plot_spectrograms(target.with_suffix(".png"), mel, vocoder.mel(wav)[:, : mel.shape[-1]],
+                                  job.source.name)
+        except (ValueError, OSError) as e:
+            return fail(job, ValueError(f"{job.source} -> {target}: {e}"))
+        log.info("wrote %s (%d samples)", target, wav.numel())
 
     bar = tqdm(total=len(jobs), unit="file", disable=not from_folder, desc="synthesize")
     for start in range(0, len(jobs), args.batch_size):
-        batch = jobs[start: start + args.batch_size]
-        mels = [load_mel(j, vocoder) for j in batch]
-        frames = [m.shape[-1] for m in mels]
-        padded = torch.zeros(len(mels), vocoder.n_mels, max(frames))
-        for i, m in enumerate(mels):
-            padded[i, :, : m.shape[-1]] = m
-        wavs = vocoder(padded, lengths=frames).cpu()
-        for job, mel, n, wav in zip(batch, mels, frames, wavs):
-            wav = wav[: n * vocoder.hop_length]
-            target = out_dir / job.relative.with_suffix(".wav")
-            save_audio(target, wav, vocoder.sample_rate)
-            log.info("wrote %s (%d samples)", target, wav.numel())
-            if args.spectrogram:
-                plot_spectrograms(target.with_suffix(".png"), mel, vocoder.mel(wav)[:, :n], job.source.name)
-        bar.update(len(batch))
+        batch, mels = [], []
+        for job in jobs[start: start + args.batch_size]:
+            try:
+                mels.append(load_mel(job, vocoder))
+                batch.append(job)
+            except ValueError as e:
+                fail(job, e)
+        if batch:
+            try:
+                wavs = _decode(vocoder, mels)
+            except ValueError as e:  # one item's fault (e.g. NaN audio): decode one by one, so only it fails
+                wavs = [None] * len(batch)
+                if len(batch) == 1:
+                    fail(batch[0], e)
+                else:
+                    for i, (job, mel) in enumerate(zip(batch, mels)):
+                        try:
+                            wavs[i] = _decode(vocoder, [mel])[0]
+                        except ValueError as e1:
+                            fail(job, e1)
+            for job, mel, wav in zip(batch, mels, wavs):
+                if wav is not None:
+                    write(job, mel, wav)
+        bar.update(len(jobs[start: start + args.batch_size]))
     bar.close()
-    print(f"wrote {len(jobs)} file(s) to {out_dir}")
+    written = len(jobs) - len(failed)
+    if failed:
+        print(f"wrote {written} file(s) to {out_dir}; {len(failed)} of {len(jobs)} input(s) failed (listed above)")
+        print(f"vocoder synthesize: {len(failed)} of {len(jobs)} input(s) failed", file=sys.stderr)
+        return 2
+    print(f"wrote {written} file(s) to {out_dir}")
     return 0

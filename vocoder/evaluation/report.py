@@ -12,7 +12,7 @@ Report layout (a JSON-ready dict; undefined metrics are ``None``)::
     {"format": "vocoder-eval", "version": 1, "model": str, "sample_rate": int, "mel": MelConfig dict,
      "systems": ["vocoder", "griffin_lim"], "metrics": [...], "n_clips": int,
      "clips": [{"file": str, "duration_s": float, "metrics": {system: {metric: float | None}}}, ...],
-     "skipped": [{"file": str, "reason": str}, ...],   # unreadable or too short to analyse
+     "skipped": [{"file": str, "reason": str}, ...],   # unreadable, too short, or NaN audio out
      "mean": {system: {metric: float | None}}, "std": {system: {metric: float | None}},
      "worst_clip": {"file": str, "pesq": float | None} | None}
 
@@ -119,7 +119,7 @@ def _synthesize(vocoder, mel: torch.Tensor) -> torch.Tensor:
 
 def evaluate(vocoder, data, max_clips: Optional[int] = None, griffin_lim_floor: bool = True,
              png_path: Union[str, os.PathLike, None] = None, gl_iters: int = 32,
-             crepe_model: str = "tiny", mos: bool = True) -> Dict[str, Any]:
+             crepe_model: str = "tiny", mos: bool = True, fail_fast: bool = False) -> Dict[str, Any]:
     """Copy-synthesis evaluation of ``vocoder`` on ``data``.
 
     Args:
@@ -130,6 +130,8 @@ def evaluate(vocoder, data, max_clips: Optional[int] = None, griffin_lim_floor: 
         griffin_lim_floor: also score Griffin-Lim on the same mels.
         png_path: where to draw original / vocoder / Griffin-Lim mels of the worst clip (lowest vocoder PESQ).
         mos: also score every output and the original clip (the "reference") with DistillMOS and DNSMOS.
+        fail_fast: raise at the first clip that fails instead of listing it under "skipped" (a clip fails when
+            it is unreadable, too short, or the model makes NaN / inf audio of it).
     Returns:
         the report dict described in the module docstring.
     """
@@ -155,13 +157,15 @@ def evaluate(vocoder, data, max_clips: Optional[int] = None, griffin_lim_floor: 
             ref = load_audio(path, sr)
             with torch.inference_mode():
                 mel = vocoder.mel(ref)
-        except ValueError as e:  # unreadable or too short for one STFT frame: note it, go on with the rest
+            if mel.dim() == 3 and mel.shape[0] == 1:
+                mel = mel[0]
+            outputs = {VOCODER: _synthesize(vocoder, mel)}
+        except ValueError as e:  # unreadable, too short for one STFT frame, NaN audio: note it, go on
+            if fail_fast:
+                raise ValueError(f"{path}: {e}") from e
             log.warning("skipping %s: %s", path, e)
             skipped.append({"file": str(path), "reason": str(e)})
             continue
-        if mel.dim() == 3 and mel.shape[0] == 1:
-            mel = mel[0]
-        outputs = {VOCODER: _synthesize(vocoder, mel)}
         if griffin_lim_floor:
             outputs[GRIFFIN_LIM] = griffin_lim(mel.detach().cpu(), mel_config, n_iter=gl_iters)
         metrics, cache = {}, {}  # cache: the reference's CREPE pass, shared by the systems
@@ -234,7 +238,7 @@ def format_table(report: Dict[str, Any]) -> str:
     if ref_metrics:
         lines.append("reference: the original clips scored by the MOS predictors (their ceiling on this data)")
     if report.get("skipped"):
-        lines.append(f"skipped {len(report['skipped'])} clip(s) that could not be read or analysed")
+        lines.append(f"skipped {len(report['skipped'])} clip(s) that could not be read, analysed or decoded")
     if report.get("worst_clip"):
         lines.append(f"worst clip by vocoder PESQ: {report['worst_clip']['file']} ({report['worst_clip']['pesq']})")
     return "\n".join(lines)

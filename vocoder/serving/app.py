@@ -7,8 +7,10 @@ Routes:
   ``{"mel": [[...], ...], "convention": "espnet"}`` (``Content-Type: application/json``) -> ``audio/wav`` at the
   model's rate (headers ``X-Sample-Rate``, ``X-Audio-Samples``, ``X-Batch-Id``, ``X-Batch-Size``). Concurrent
   requests are decoded in one batch (see :mod:`vocoder.serving.batching`). Errors: JSON ``{"detail": message}``
-  with 400 (bad mel, bad format, unknown convention), 401 (API key), 413 (body or mel too large), 415 (content
-  type), 503 + ``Retry-After`` (queue full).
+  with 400 (bad mel, bad JSON, a mel over the model's mel limit, bad format, unknown convention), 401 (API
+  key), 408 (a body that stalled for ``body_timeout_s``; the connection is closed), 413 (body or mel too large),
+  415 (content type), 422 (the model produced NaN / inf audio for this mel: never returned), 503 +
+  ``Retry-After`` (queue full, or ``max_body_readers`` bodies being read).
 * ``WS /v1/stream[?convention=NAME]``: mel chunks in, exact audio out as soon as it is final
   (:mod:`vocoder.serving.protocol` documents the frames and close codes).
 * ``GET /v1/info``, ``GET /healthz`` (never needs the key), ``GET /metrics`` (Prometheus text).
@@ -31,6 +33,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from starlette.requests import ClientDisconnect
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from ..audio.mel import NonFiniteAudio
 from .batching import STREAM_PRIORITY, Batcher, ModelWorker, Overloaded, StreamPool
 from .config import ServeConfig
 from .protocol import (CLOSE_CODES, FORMATS, BadInput, check_mel, decode_mel_frame, encode_audio_frame, encode_wav,
@@ -73,6 +76,11 @@ class Metrics:
                                       "one round", buckets=sizes, registry=r)
         self.stream_calls = Counter("vocoder_stream_network_calls", "network calls of those rounds (fewer than "
                                     "steps when steps were batched)", registry=r)
+        self.body_refusals = Counter("vocoder_body_refusals", "request bodies not read: 'timeout' (no progress for "
+                                     "--body-timeout-s, answered 408), 'busy' (--max-body-readers reached, 503)",
+                                     ["reason"], registry=r)
+        self.nonfinite = Counter("vocoder_nonfinite_audio", "decodes refused because the model produced NaN / inf "
+                                 "audio (HTTP 422, stream close 1007)", ["route"], registry=r)
         self.worker_busy = Gauge("vocoder_worker_busy_seconds", "seconds the model worker spent running jobs",
                                  registry=r)
 
@@ -100,6 +108,7 @@ class ServingState:
         self.metrics.active_streams.set_function(lambda: self.pool.in_use)
         self.metrics.worker_busy.set_function(lambda: self.worker.busy_seconds)
         self.lookahead_frames = int(voc.lookahead_frames)
+        self.body_readers = 0  # requests reading their bodies now (one event loop: a plain counter)
         self.ready = False
 
     def _on_stream_round(self, steps: int, calls: int) -> None:
@@ -221,7 +230,13 @@ def _error(status: int, message: str, headers: Optional[dict] = None) -> JSONRes
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+class _SlowBody(Exception):
+    """A request body that stalled for ``body_timeout_s``: answered 408, connection closed."""
+
+
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The body, at most ``limit`` bytes (413 past it), each piece within ``timeout`` s of the one before
+    (:class:`_SlowBody` otherwise)."""
     length = request.headers.get("content-length")
     if length is not None:
         try:
@@ -231,12 +246,21 @@ async def _read_body(request: Request, limit: int) -> bytes:
         if n > limit:
             raise BadInput(f"body of {n} bytes is over the limit of {limit} bytes (--max-body-mb)", 413)
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        try:
+            message = await asyncio.wait_for(request.receive(), timeout)
+        except asyncio.TimeoutError:
+            raise _SlowBody(f"request body stalled: no bytes for {timeout:g} s after {size} "
+                            f"(--body-timeout-s)") from None
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise BadInput(f"body is over the limit of {limit} bytes (--max-body-mb)", 413)
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _reason(text: str) -> str:
@@ -247,6 +271,14 @@ def _reason(text: str) -> str:
 
 def _flush(sv) -> np.ndarray:
     return sv.flush().float().cpu().numpy()
+
+
+def check_audio(audio: np.ndarray, what: str) -> np.ndarray:
+    """Decoded samples unchanged if finite, else :class:`NonFiniteAudio` (422 / close 1007) naming ``what``."""
+    if not np.isfinite(audio).all():
+        raise NonFiniteAudio(f"the model produced {int((~np.isfinite(audio)).sum())} NaN / inf samples of "
+                             f"{audio.size} for {what}; refused")
+    return audio
 
 
 # ---------------------------------------------------------------------------------------------- the app
@@ -272,6 +304,7 @@ def create_app(voc, config: Optional[ServeConfig] = None) -> FastAPI:
     app.add_middleware(_Gate, state=state)
     metrics = state.metrics
     sr, hop, n_mels = voc.sample_rate, voc.hop_length, voc.n_mels
+    mel_config = getattr(voc, "mel_config", None)  # values over its mel_limit are refused (400 / close 1007)
 
     @app.get("/healthz")
     async def healthz():
@@ -298,7 +331,16 @@ def create_app(voc, config: Optional[ServeConfig] = None) -> FastAPI:
             if ctype != "application/json" and ctype not in NPY_TYPES:
                 raise BadInput(f"unsupported Content-Type {ctype!r}; send a .npy body (application/octet-stream) "
                                f"or JSON (application/json)", 415)
-            body = await _read_body(request, config.max_body_bytes)
+            if state.body_readers >= config.max_body_readers:
+                metrics.body_refusals.labels("busy").inc()
+                return _error(503, f"server busy: {state.body_readers} requests are sending their bodies "
+                                   f"(--max-body-readers); try again later", {"Retry-After": "1",
+                                                                              "Connection": "close"})
+            state.body_readers += 1
+            try:
+                body = await _read_body(request, config.max_body_bytes, config.body_timeout_s)
+            finally:
+                state.body_readers -= 1
             if ctype == "application/json":
                 mel, body_convention = await asyncio.to_thread(parse_json, body)
                 if body_convention is not None and convention is not None and body_convention != convention:
@@ -306,10 +348,17 @@ def create_app(voc, config: Optional[ServeConfig] = None) -> FastAPI:
                 convention = body_convention or convention
             else:
                 mel = parse_npy(body)
-            mel = check_mel(mel, n_mels, config.max_frames, convention)
+            mel = check_mel(mel, n_mels, config.max_frames, convention, mel_config)
             audio, batch = await state.batcher.submit(mel)
+            check_audio(audio, f"this request's mel {tuple(mel.shape)}")  # the last guard (Vocoder checks too)
+        except _SlowBody as e:
+            metrics.body_refusals.labels("timeout").inc()
+            return _error(408, str(e), {"Connection": "close"})
         except BadInput as e:
             return _error(e.status, str(e))
+        except NonFiniteAudio as e:
+            metrics.nonfinite.labels("/v1/synthesize").inc()
+            return _error(422, str(e))
         except Overloaded as e:
             return _error(503, str(e), {"Retry-After": str(e.retry_after)})
         except ValueError as e:  # the model refused the mel (checked above, so rare: e.g. too few frames)
@@ -387,10 +436,12 @@ def create_app(voc, config: Optional[ServeConfig] = None) -> FastAPI:
                         raise BadInput(f"utterance reached {frames_in + frame.frames} frames, the limit is "
                                        f"{config.max_frames} (--max-frames)", 413, CLOSE_CODES["too_big"])
                     chunk = frame.payload if time_first else frame.payload.T
-                    chunk = check_mel(chunk, n_mels, frame.frames, convention)
+                    chunk = check_mel(chunk, n_mels, frame.frames, convention, mel_config)
                     if first_chunk_at is None:
                         first_chunk_at = time.perf_counter()
                     audio = await state.worker.submit_push(sv, chunk)
+                    check_audio(audio, f"the chunk of {frame.frames} frames ending at frame "
+                                       f"{frames_in + frame.frames}")  # a batched round leaves it to us
                     frames_in += frame.frames
                     if audio.size:
                         await ws.send_bytes(encode_audio_frame(audio, sr))
@@ -410,6 +461,10 @@ def create_app(voc, config: Optional[ServeConfig] = None) -> FastAPI:
         except BadInput as e:
             outcome = "bad_input"
             await close(e.close_code, str(e))
+        except NonFiniteAudio as e:
+            outcome = "bad_input"
+            metrics.nonfinite.labels("/v1/stream").inc()
+            await close(CLOSE_CODES["invalid"], str(e))
         except (WebSocketDisconnect, ConnectionError):
             outcome = "disconnected"
         except ValueError as e:  # the streaming decoder refused the input (e.g. fewer frames than it needs)

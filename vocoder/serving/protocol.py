@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import struct
 from dataclasses import dataclass
 from typing import Optional, Tuple
@@ -29,7 +30,7 @@ import numpy as np
 __all__ = [
     "MEL_MAGIC", "WAV_MAGIC", "VERSION", "FLAG_END", "HEADER", "HEADER_SIZE", "CLOSE_CODES", "BadInput",
     "encode_mel_frame", "decode_mel_frame", "encode_audio_frame", "decode_audio_frame", "parse_npy", "parse_json",
-    "check_mel", "encode_wav", "decode_wav", "FORMATS",
+    "check_mel", "encode_wav", "decode_wav", "FORMATS", "json_depth", "MAX_JSON_DEPTH", "MAX_NUMBER_CHARS",
 ]
 
 MEL_MAGIC = b"VMEL"
@@ -44,7 +45,8 @@ CLOSE_CODES = {
     "normal": 1000,          # the client closed after its last utterance
     "going_away": 1001,      # the server is shutting down
     "unsupported": 1003,     # a text message where binary mel frames were expected
-    "invalid": 1007,         # malformed header, wrong band count, NaN/inf, payload size, too few frames
+    "invalid": 1007,         # malformed header, wrong band count, NaN/inf, values over the mel limit, payload
+                             # size, too few frames, a chunk the model turned into NaN / inf audio
     "policy": 1008,          # missing / wrong API key, idle too long
     "too_big": 1009,         # a chunk or an utterance over the limits (--max-body-mb, --max-frames)
     "internal": 1011,        # the model failed
@@ -140,13 +142,64 @@ def parse_npy(body: bytes) -> np.ndarray:
         raise BadInput(f"cannot read the body as a .npy array: {e}") from None
 
 
+#: Deepest JSON nesting a request body may have: ``{"mel": [[[...]]]}`` is 4.
+MAX_JSON_DEPTH = 8
+#: Most digits of one JSON integer (float32 tops out at 39 digits; 10^400 has no float32 value).
+MAX_NUMBER_CHARS = 64
+_OPEN, _CLOSE = np.frombuffer(b"[{", np.uint8), np.frombuffer(b"]}", np.uint8)
+
+
+def json_depth(body: bytes) -> int:
+    """Deepest bracket nesting of a JSON text, counted without parsing (brackets inside strings count too,
+    which only errs towards refusing)."""
+    a = np.frombuffer(body, np.uint8)
+    depth = deepest = 0
+    for i in range(0, a.size, 1 << 20):  # 1 MiB at a time: a few MiB of temporaries whatever the body
+        block = a[i:i + (1 << 20)]
+        level = depth + np.cumsum(np.isin(block, _OPEN).astype(np.int8) - np.isin(block, _CLOSE).astype(np.int8),
+                                  dtype=np.int64)
+        deepest, depth = max(deepest, int(level.max())), int(level[-1])
+    return deepest
+
+
+def _integer(text: str) -> float:
+    """A JSON integer as a float, bounded first (``int("1" + "0" * 400)`` would not fit a float32 mel)."""
+    if len(text) > MAX_NUMBER_CHARS:
+        raise BadInput(f"JSON number of {len(text)} digits ({text[:12]}...) is out of float32 range; a mel holds "
+                       f"float32 log-magnitudes")
+    value = float(text)
+    if abs(value) > 3.4028234663852886e38:
+        raise BadInput(f"JSON number {text[:24]}... is out of float32 range")
+    return value
+
+
+def _constant(text: str) -> float:
+    raise BadInput(f"JSON constant {text} is not a mel value (NaN / Infinity are refused)")
+
+
+_BOOLEAN = re.compile(rb"\btrue\b|\bfalse\b")
+
+
 def parse_json(body: bytes) -> Tuple[np.ndarray, Optional[str]]:
-    """``{"mel": [[...], ...], "convention": "espnet"}`` -> ``(array, convention or None)``."""
+    """``{"mel": [[...], ...], "convention": "espnet"}`` -> ``(array, convention or None)``.
+
+    Bounded before and while parsing (400, never a RecursionError / OverflowError): nesting deeper than
+    :data:`MAX_JSON_DEPTH` is refused before the parser runs; integers longer than :data:`MAX_NUMBER_CHARS`
+    digits or outside float32, and ``NaN`` / ``Infinity``, as the parser meets them (floats like ``1e400``
+    parse as inf, which :func:`check_mel` refuses). Values must be JSON numbers: strings (``"1.5"``) and
+    booleans are refused, not converted.
+    """
     if not body:
         raise BadInput('empty body: expected JSON {"mel": [[...], ...], "convention": optional}')
+    depth = json_depth(body)
+    if depth > MAX_JSON_DEPTH:
+        raise BadInput(f"JSON nested {depth} levels deep; a mel body is {{\"mel\": [[...], ...]}} (at most "
+                       f"{MAX_JSON_DEPTH} levels)")
     try:
-        obj = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
+        obj = json.loads(body, parse_int=_integer, parse_constant=_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        if isinstance(e, BadInput):
+            raise
         raise BadInput(f"body is not valid JSON: {e}") from None
     if not isinstance(obj, dict) or "mel" not in obj:
         raise BadInput('expected a JSON object {"mel": [[...], ...], "convention": optional}')
@@ -156,18 +209,26 @@ def parse_json(body: bytes) -> Tuple[np.ndarray, Optional[str]]:
     unknown = sorted(set(obj) - {"mel", "convention"})
     if unknown:
         raise BadInput(f"unknown JSON keys {unknown}; expected 'mel' and optionally 'convention'")
+    if _BOOLEAN.search(body):  # numpy would read them as 1.0 / 0.0
+        raise BadInput("JSON true / false in the body: mel values must be JSON numbers")
     try:
-        mel = np.array(obj["mel"], dtype=np.float32)
-    except (ValueError, TypeError) as e:
+        mel = np.asarray(obj["mel"])
+    except (ValueError, TypeError, OverflowError, RecursionError) as e:
         raise BadInput(f"'mel' is not a rectangular array of numbers: {e}") from None
-    return mel, conv
+    if mel.dtype.kind not in "fiu":  # strings ("1.5" would convert), objects (ragged), booleans
+        raise BadInput(f"'mel' must be a rectangular array of JSON numbers, got {mel.dtype.kind!r} values "
+                       f"({'strings' if mel.dtype.kind in 'US' else 'ragged rows or mixed types'})")
+    return mel.astype(np.float32), conv
 
 
-def check_mel(mel: np.ndarray, n_mels: int, max_frames: int, convention: Optional[str] = None) -> np.ndarray:
+def check_mel(mel: np.ndarray, n_mels: int, max_frames: int, convention: Optional[str] = None,
+              mel_config=None) -> np.ndarray:
     """Validate (and convert from ``convention``) a request's mel -> C-contiguous float32 ``[n_mels, T]``.
 
     Everything a decode could trip on is refused here, before the request joins a batch: dtype, rank, band count
-    (with a hint when it looks transposed), zero frames, too many frames (413), NaN / inf, an unknown convention.
+    (with a hint when it looks transposed), zero frames, too many frames (413), NaN / inf, an unknown convention,
+    and with ``mel_config`` (the model's :class:`vocoder.MelConfig`) values over its
+    :func:`vocoder.audio.mel.mel_limit` (a dB or power mel), after the conversion.
     """
     if not isinstance(mel, np.ndarray):
         raise BadInput(f"expected an array, got {type(mel).__name__}")
@@ -211,6 +272,13 @@ def check_mel(mel: np.ndarray, n_mels: int, max_frames: int, convention: Optiona
             raise BadInput(f"cannot convert from the {conv.name} convention: {e}") from None
         if not np.isfinite(mel).all():
             raise BadInput(f"mel contains values the {conv.name} convention maps to NaN or inf")
+    if mel_config is not None:
+        from vocoder.audio.mel import check_mel_range
+
+        try:
+            check_mel_range(mel, mel_config, "mel" if conv is None else f"mel (from the {conv.name} convention)")
+        except ValueError as e:
+            raise BadInput(str(e)) from None
     return np.ascontiguousarray(mel, dtype=np.float32)
 
 

@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 
-from ..audio.mel import check_mel
+from ..audio.mel import MelConfig, check_audio, check_mel
 from ..generators.registry import streaming_builder
 from ..nn.streaming import (StateAllocator, StreamActivation1d, StreamConv1d, StreamConvTranspose1d, StreamLayer,
                             StreamPointwise, StreamSequential)
@@ -164,9 +164,14 @@ class StreamingVocoder:
             Measured (1 thread, random weights, stream / offline time): HiFi-GAN V3 3.66x -> 2.46x at 1-frame
             chunks, 1.34x -> 1.11x at 10, about even at 50; V1 4.19x -> 3.47x, 1.50x -> 1.39x, even at 50.
             Scripting costs about 0.6 s (V3) to 2 s (V1) when this is built.
+        mel_config: the model's mel settings (default: ``model.mel_config`` of a Vocoder; none for a bare
+            generator): chunks with values over its :func:`vocoder.audio.mel.mel_limit` are refused.
+
+    :meth:`push` and :meth:`flush` refuse NaN / inf output (:class:`vocoder.audio.mel.NonFiniteAudio`);
+    :func:`push_together` leaves that check to its caller (one stream's fault must not fail the others).
     """
 
-    def __init__(self, model: nn.Module, script: Union[str, bool] = "auto"):
+    def __init__(self, model: nn.Module, script: Union[str, bool] = "auto", mel_config: Optional[MelConfig] = None):
         if getattr(model, "phase_iterations", 0) or getattr(model, "phase", "model") != "model":
             # phase retrieval and refinement are offline here: stream the plain decode
             log.info("streaming a Vocoder whose offline phase is %s: the plain decode, equal to the offline one "
@@ -177,6 +182,9 @@ class StreamingVocoder:
         if script not in ("auto", True, False):
             raise ValueError(f"script must be 'auto', True or False, got {script!r}")
         self.generator = gen
+        if mel_config is None and isinstance(getattr(model, "mel_config", None), MelConfig):
+            mel_config = model.mel_config
+        self.mel_config = mel_config  # when known, chunks over its mel_limit are refused
         self.network = build_streaming_generator(gen).eval()
         if script == "auto":
             # Anti-aliased activations: the fused kernel is eager-only; scripting would fall back to the
@@ -242,7 +250,7 @@ class StreamingVocoder:
         return torch.zeros(0)
 
     def _check(self, mel) -> torch.Tensor:
-        mel = check_mel(mel, self.n_mels)
+        mel = check_mel(mel, self.n_mels, config=self.mel_config)
         batched = mel.dim() == 3
         batch = mel.shape[0] if batched else 1
         if self._batched is not None and (batched != self._batched or batch != self._batch):
@@ -261,7 +269,7 @@ class StreamingVocoder:
         x = self._check(mel)
         if self._states is None:
             ref = self._ref()
-            self._batched, self._batch = mel.dim() == 3, x.shape[0]
+            self._batched, self._batch = mel.ndim == 3, x.shape[0]  # a tensor or a numpy array
             self._states = self.network.initial_states(x.shape[0], ref)
         ref = self._states[0]
         return x.to(device=ref.device, dtype=ref.dtype)
@@ -285,7 +293,8 @@ class StreamingVocoder:
         x = self._prepare(mel)
         self.frames_in += x.shape[-1]
         y, self._states = self._run(x.shape[-1], x, self._states)
-        return self._out(y)
+        return check_audio(self._out(y), f"the chunk {tuple(mel.shape)} ending at frame {self.frames_in} of "
+                                         f"this utterance (call reset() to start another)")
 
     @torch.inference_mode()
     def flush(self) -> torch.Tensor:
@@ -296,7 +305,7 @@ class StreamingVocoder:
             raise ValueError(f"this generator needs at least {self.network.min_frames} frames, "
                              f"got {self.frames_in}")
         y, _ = self._run(0, self._states)
-        out = self._out(y)
+        out = check_audio(self._out(y), f"the end of an utterance of {self.frames_in} frames")
         expected = self.frames_in * self.hop_length
         if self.samples_out != expected:
             raise RuntimeError(f"streaming emitted {self.samples_out} samples for {self.frames_in} frames, "

@@ -45,7 +45,8 @@ from bench_inference import cpu_isa  # noqa: E402  (the instruction set beside e
 from warm_start import half_checkpoint  # noqa: E402  (float16 storage)
 
 from vocoder.audio.io import load_audio  # noqa: E402
-from vocoder.evaluation.gate import GATE, clip_wins, gate_failures  # noqa: E402
+from vocoder.evaluation.gate import GATE, SIGNAL_FLOOR_GATE, better_floor, clip_wins, gate_failures  # noqa: E402
+from vocoder.evaluation.signal_floors import PINV_FLOORS  # noqa: E402
 from vocoder.evaluation.report import evaluate, format_table, list_clips  # noqa: E402
 from vocoder.inference import Vocoder  # noqa: E402
 from vocoder.nn.phase_retrieval import PHASE_METHODS  # noqa: E402
@@ -87,10 +88,17 @@ def means(report: dict) -> Dict[str, Dict[str, float]]:
     return out
 
 
+def split_failures(model: dict, split_means: dict) -> List[str]:
+    """The gate's failures of ``model`` (means) against one split's floors: Griffin-Lim, the reference clips and,
+    when the release scored them, the better pinv + PGHI / RTPGHI floor."""
+    floors = [split_means[k] for k in PINV_FLOORS if split_means.get(k)]
+    return gate_failures(model, split_means["griffin_lim"], split_means.get("reference"),
+                         better_floor(floors) if floors else None)
+
+
 def release_failures(row: dict) -> List[str]:
     """The gate's failures on both splits of a progress row (``[]``: the model may ship)."""
-    return [f"{split}: {f}" for split in ("samples", "test")
-            for f in gate_failures(row[split]["vocoder"], row[split]["griffin_lim"], row[split].get("reference"))]
+    return [f"{split}: {f}" for split in ("samples", "test") for f in split_failures(row[split]["vocoder"], row[split])]
 
 
 def wins(report: dict) -> Dict[str, List[int]]:
@@ -159,7 +167,7 @@ def score_table(voc: Vocoder, splits: Dict[str, list], settings: Sequence[Tuple[
         key = setting_key(*setting)
         reports[key] = {}
         for split, data in splits.items():
-            report = evaluate(voc, data, griffin_lim_floor=i == 0)
+            report = evaluate(voc, data, griffin_lim_floor=i == 0, pinv_floors=i == 0)
             if i == 0:
                 print(f"\n[{split}]\n" + format_table(report), flush=True)
             else:
@@ -180,8 +188,7 @@ def first_passing(reports: Dict[str, Dict[str, dict]], candidates: Sequence[Tupl
     """The first candidate setting whose reports pass the gate on both splits, else ``None``."""
     for setting in candidates:
         rs = reports[setting_key(*setting)]
-        if not any(gate_failures(r["mean"]["vocoder"], r["mean"]["griffin_lim"], r["mean"].get("reference"))
-                   for r in rs.values()):
+        if not any(split_failures(r["mean"]["vocoder"], r["mean"]) for r in rs.values()):
             return setting
     return None
 
@@ -198,7 +205,7 @@ def k_table_lines(row: dict) -> List[str]:
         for split in ("test", "samples"):
             m = table[key].get(split, {})
             cells += [_fmt(m.get(c)) for c in K_COLUMNS]
-            verdict += gate_failures(m, row[split]["griffin_lim"], row[split].get("reference"))
+            verdict += split_failures(m, row[split])
         mark = " (shipped)" if key == shipped else ""
         lines.append(f"| {key}{mark} | {' | '.join(cells)} | {'passes' if not verdict else f'fails {len(verdict)}'} "
                      f"| {_fmt(speeds.get(key), 1)} |")
@@ -216,6 +223,8 @@ def write_card(path: Path, meta: dict, progress: List[dict], test_files: List[Pa
     for split in ("test", "samples"):
         n = last[f"{split}_clips"]
         for system, label in (("vocoder", f"default model ({shipped})"), ("griffin_lim", "Griffin-Lim, 32 iterations"),
+                              ("pinv_rtpghi", "pinv amplitude + RTPGHI (no network)"),
+                              ("pinv_pghi", "pinv amplitude + PGHI (no network)"),
                               ("reference", "reference clips (MOS ceiling)")):
             m = last[split].get(system)
             if m is not None:
@@ -231,7 +240,9 @@ def write_card(path: Path, meta: dict, progress: List[dict], test_files: List[Pa
             f"{pair(r, 'test', 'distillmos')} | {pair(r, 'test', 'mstft')} | {pair(r, 'samples', 'distillmos')} | "
             f"{pair(r, 'samples', 'mstft')} |" for r in progress]
     failures = release_failures(last)
-    gate_text = "\n".join(f"- {c.describe()}" for c in GATE)
+    gate_text = "\n".join(f"- {c.describe()}" for c in GATE) + "".join(
+        f"\n- {c.metric} {'>=' if c.higher_is_better else '<='} the better of pinv + RTPGHI / pinv + PGHI"
+        for c in SIGNAL_FLOOR_GATE)
     verdict = ("**passes**" if not failures else "**fails**: " + "; ".join(failures))
     text = f"""# Default model: `{meta['name']}`
 
@@ -242,7 +253,7 @@ this file (`vocoder/pretrained/default.pt`). Released {last['date'][:10]} by `sc
 |---|---|
 | input | log-mel (natural log, clamp 1e-5): 22050 Hz, 80 bands, n_fft 1024, hop 256, window 1024, fmin 0, fmax 8000 — the convention most TTS acoustic models output (BigVGAN / HiFi-GAN front end, equal to `bigvgan.meldataset`) |
 | generator | {meta['generator']} ({meta['parameters']:,} parameters, weight norm folded, stored in float16, runs in float32) |
-| phase | {phase_text}, then K = {k} fast Griffin-Lim iterations (`phase_method` and `phase_iterations` in the file's meta; `from_pretrained(phase="model", phase_iterations=0)` or `--phase model --phase-iterations 0` decode with the network's own phase). Streaming (`stream`, `vocoder stream`, `WS /v1/stream`) runs that plain decode (`model+0`): retrieval and refinement are offline here |
+| phase | {phase_text}, then K = {k} fast Griffin-Lim iterations (`phase_method` and `phase_iterations` in the file's meta; `from_pretrained(phase="model", phase_iterations=0)` or `--phase model --phase-iterations 0` decode with the network's own phase). Streaming (`stream`, `vocoder stream`, `WS /v1/stream`) runs that plain decode: retrieval and refinement are offline here, and what a stream sounds like is the `model+0` row of the phase table below |
 | recipe | `recipes/default_22khz.yaml` (GAN-free: mel, MR-STFT, log-amplitude, phase and consistency losses) |
 | training | {last['gan_step']:,} steps, {last['train_hours']:.1f} CPU-hours (2 cores; {last.get('train_note') or 'counted by the run'}); phase: {last['phase']} |
 | data | `recipes/data/build_corpus.py`: about 4.2 hours of speech from 5 Debian packages (fillets-ng-data-cs/-nl GPL-2, klettres-data and ktuberling-data GPL-2+, hedgewars-data GFDL-1.3), Czech / Dutch / English and ~20 other languages; see `recipes/data/README.md` |
@@ -252,7 +263,9 @@ this file (`vocoder/pretrained/default.pt`). Released {last['date'][:10]} by `sc
 
 `vocoder eval`: DistillMOS and DNSMOS P.835 OVRL (non-intrusive MOS predictors, also run on the original clips:
 the ceiling), M-STFT (auraloss MultiResolutionSTFTLoss at its defaults), CREPE periodicity error, V/UV F1, wideband
-PESQ, STOI, mel L1, MCD; Griffin-Lim on the same mels is the floor a vocoder must beat.
+PESQ, STOI, mel L1, MCD; Griffin-Lim on the same mels is the floor a vocoder must beat, and the stronger one is
+signal processing without a network: the mel's pseudo-inverse amplitude with a PGHI / RTPGHI phase
+(`vocoder/evaluation/signal_floors.py`).
 Test subset: {len(test_files)} clips of the test split, {corpus_rel}/test.txt, {last['test_per_source']} evenly spaced per source.
 
 | split | system | {' | '.join(HEADERS)} |

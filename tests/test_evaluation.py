@@ -249,13 +249,16 @@ def test_cli_eval_prints_table_and_writes_report(clip_dir, tmp_path, monkeypatch
     assert "pesq" in printed and "griffin_lim" not in printed
     assert "distillmos" in printed and "dnsmos_ovrl" in printed and "\nreference " in printed
     report = json.loads(out.read_text())
-    assert report["n_clips"] == 1 and report["systems"] == ["vocoder"]
+    # the no-network floors are on by default: the mel's pinv amplitude with an RTPGHI / PGHI phase
+    assert report["n_clips"] == 1 and report["systems"] == ["vocoder", "pinv_rtpghi", "pinv_pghi"]
+    assert "pinv_rtpghi" in printed and report["mean"]["pinv_rtpghi"]["pesq"] > 2.0
     assert report["mean"]["vocoder"]["pesq"] > 4.5
     assert set(report["mean"]["reference"]) == {"distillmos", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak"}
     assert 1.0 <= report["mean"]["vocoder"]["distillmos"] <= 5.0
     assert png.is_file()
     rc = main(["eval", "--model", "m.pt", "--data", str(clip_dir), "--report", str(out), "--max-clips", "1",
-               "--no-griffin-lim", "--no-mos"])
+               "--no-griffin-lim", "--no-mos", "--no-pinv-floors"])
     assert rc == 0 and "distillmos" not in capsys.readouterr().out
     assert "reference" not in json.loads(out.read_text())["mean"]
+    assert json.loads(out.read_text())["systems"] == ["vocoder"]
     assert main(["eval", "--model", "m.pt", "--data", str(tmp_path / "nothing_here")]) == 2

@@ -53,3 +53,19 @@ def test_clip_wins_counts_each_side_and_skips_undefined_values():
     assert clip_wins(clips, "vuv_f1", higher_is_better=False) == (1, 1, 1)
     clips = [{"metrics": {"vocoder": {"mstft": 1.0}, "griffin_lim": {"mstft": 1.5}}}] * 3
     assert clip_wins(clips, "mstft", higher_is_better=False) == (3, 0, 0)
+
+
+def test_the_model_must_also_reach_the_better_signal_processing_floor():
+    from vocoder.evaluation.gate import better_floor
+
+    model = dict(PASSING, pesq=3.5)
+    floor = better_floor([{"distillmos": 2.9, "pesq": 3.2, "mstft": 1.9},
+                          {"distillmos": 2.95, "pesq": 3.1, "mstft": 1.6}])
+    assert floor == {"distillmos": 2.95, "pesq": 3.2, "mstft": 1.6}   # the better of the two, per metric
+    assert gate_failures(model, FLOOR, None, floor) == []
+    assert gate_failures(model, FLOOR, None, dict(floor, distillmos=3.01))[0].startswith(
+        "distillmos >= the better pinv")
+    assert gate_failures(model, FLOOR, None, dict(floor, pesq=3.6))[0].startswith("pesq >= the better pinv")
+    assert gate_failures(model, FLOOR, None, dict(floor, mstft=1.4))[0].startswith("mstft <= the better pinv")
+    assert gate_failures(PASSING, FLOOR, None, floor) == ["pesq against the pinv floor: not measured"]
+    assert gate_failures(PASSING, FLOOR) == []   # no floor given: not checked

@@ -110,3 +110,15 @@ def test_the_first_candidate_that_passes_ships(release):
     assert release.first_passing(scored, [("rtpghi", 0), ("rtpghi", 4), ("model", 16)]) == ("rtpghi", 4)
     assert release.first_passing(scored, [("model", 16), ("rtpghi", 4)]) == ("model", 16)
     assert release.first_passing(scored, [("rtpghi", 0)]) is None
+
+
+def test_release_failures_include_the_better_pinv_floor(release):
+    row = _row(1, 3.1, 2.7, 1.2, 1.46)
+    row["test"] = dict(row["test"])  # _row shares one dict between the splits
+    for split in ("samples", "test"):
+        row[split]["pinv_rtpghi"] = {"distillmos": 3.0, "pesq": 0.4, "mstft": 1.5}
+        row[split]["pinv_pghi"] = {"distillmos": 2.9, "pesq": 0.45, "mstft": 1.3}
+    assert release.release_failures(row) == []     # the model: DistillMOS 3.1, PESQ 0.5, M-STFT 1.2
+    row["test"]["pinv_pghi"] = dict(row["test"]["pinv_pghi"], mstft=1.1)
+    assert release.release_failures(row) == [
+        "test: mstft <= the better pinv + PGHI / RTPGHI floor: model 1.200, floor 1.100"]

@@ -1,11 +1,12 @@
-"""``vocoder eval``: copy-synthesis evaluation of a model on a folder of clips, against the Griffin-Lim floor.
+"""``vocoder eval``: copy-synthesis evaluation of a model on a folder of clips, against the Griffin-Lim floor and the
+no-network floors (the mel's pseudo-inverse amplitude with an RTPGHI / PGHI phase).
 
     vocoder eval --model MODEL --data DIR [--report out.json] [--png worst.png] [--max-clips N] [--no-griffin-lim]
-                 [--no-mos]
+                 [--no-pinv-floors] [--no-mos]
 
 Prints a table of mean ± std per metric (PESQ, STOI, M-STFT, mel L1, MCD, periodicity, V/UV F1, and the
-non-intrusive MOS predictors DistillMOS and DNSMOS P.835 overall) for the model and for Griffin-Lim on the same
-mels, plus the MOS predictors on the original clips (the reference: their ceiling on this data). A clip that
+non-intrusive MOS predictors DistillMOS and DNSMOS P.835 overall) for the model, for Griffin-Lim and for the
+pinv floors (``pinv_rtpghi``, ``pinv_pghi``) on the same mels, plus the MOS predictors on the original clips (the reference: their ceiling on this data). A clip that
 fails (unreadable, too short, NaN audio) is listed on stderr, one line each, left out of the means, and makes
 the exit status 2 (``--fail-fast``: stop at the first). Needs the
 ``eval`` extra (pesq, pystoi, auraloss, torchcrepe, distillmos, speechmos, onnxruntime).
@@ -36,6 +37,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--max-clips", type=int, default=None, help="evaluate only the first N clips (sorted)")
     p.add_argument("--no-griffin-lim", action="store_true", help="skip the Griffin-Lim floor")
     p.add_argument("--gl-iters", type=int, default=32, help="Griffin-Lim iterations (default: 32)")
+    p.add_argument("--no-pinv-floors", action="store_true",
+                   help="skip the no-network floors (the mel's pinv amplitude with an RTPGHI / PGHI phase)")
     p.add_argument("--no-mos", action="store_true",
                    help="skip the MOS predictors (DistillMOS, DNSMOS) and the reference's scores")
     p.add_argument("--fail-fast", action="store_true",
@@ -60,7 +63,8 @@ def run(args) -> int:
             check_output_file(path, flag)
     voc = load_model(args)
     report = evaluate(voc, files, max_clips=args.max_clips, griffin_lim_floor=not args.no_griffin_lim,
-                      png_path=args.png, gl_iters=args.gl_iters, mos=not args.no_mos, fail_fast=args.fail_fast)
+                      png_path=args.png, gl_iters=args.gl_iters, mos=not args.no_mos, fail_fast=args.fail_fast,
+                      pinv_floors=not args.no_pinv_floors)
     if args.model is not None:
         report["model"] = f"{report['model']} ({args.model})"
     print(format_table(report))

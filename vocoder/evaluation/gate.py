@@ -16,14 +16,20 @@ stored inference settings) against Griffin-Lim (32 iterations) on the same mels:
   frames) 0.02 is a few dozen frame decisions of one clip: a smaller difference is noise of the clip set, not a
   voicing defect. :func:`clip_wins` gives the per-clip picture the release prints next to it.
 
-PESQ is reported next to these, not gated: it favours Griffin-Lim's phase-coherent errors over a vocoder's.
+PESQ is reported next to these, not gated against Griffin-Lim: it favours Griffin-Lim's phase-coherent errors over
+a vocoder's.
+
+The stronger floor (:mod:`.signal_floors`): the mel's pseudo-inverse amplitude with a PGHI or an RTPGHI phase,
+no network and no iteration, scores far above Griffin-Lim. Given those floors' means, the model must also reach,
+on DistillMOS, PESQ and M-STFT, the better of the two (per metric): a neural vocoder that does not beat signal
+processing on its own mel has nothing to ship. PESQ counts here because both sides are phase-coherent.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-__all__ = ["Criterion", "GATE", "gate_failures", "clip_wins"]
+__all__ = ["Criterion", "GATE", "SIGNAL_FLOOR_GATE", "better_floor", "gate_failures", "clip_wins"]
 
 
 class Criterion(NamedTuple):
@@ -65,13 +71,34 @@ GATE = (
 )
 
 
+#: what the model must also reach against the better of the no-network floors (pinv + PGHI / RTPGHI)
+SIGNAL_FLOOR_GATE = (
+    Criterion("distillmos", True, 0.0),
+    Criterion("pesq", True, 0.0),
+    Criterion("mstft", False, 0.0),
+)
+
+
+def better_floor(floors: Sequence[Mapping[str, float]]) -> Dict[str, float]:
+    """Per metric of :data:`SIGNAL_FLOOR_GATE`, the better of the floors' means (missing values left out)."""
+    out = {}
+    for c in SIGNAL_FLOOR_GATE:
+        values = [float(f[c.metric]) for f in floors if f.get(c.metric) is not None]
+        if values:
+            out[c.metric] = max(values) if c.higher_is_better else min(values)
+    return out
+
+
 def gate_failures(model: Mapping[str, float], griffin_lim: Mapping[str, float],
-                  reference: Optional[Mapping[str, float]] = None) -> List[str]:
+                  reference: Optional[Mapping[str, float]] = None,
+                  signal_floor: Optional[Mapping[str, float]] = None) -> List[str]:
     """The criteria ``model`` fails against ``griffin_lim`` (report means), each as a readable line; [] passes.
 
     ``reference``: the reference clips' means (the MOS predictors' scores of the originals), which cap a
     criterion marked ``reference_cap``; without it no cap applies. A metric missing from the model or Griffin-Lim
-    is a failure (a gate that could not be checked does not pass).
+    is a failure (a gate that could not be checked does not pass). ``signal_floor``: the better no-network
+    floor's means (:func:`better_floor`); the model must reach it on :data:`SIGNAL_FLOOR_GATE` (not checked when
+    ``None``; a metric missing from it is a failure).
     """
     out = []
     for c in GATE:
@@ -83,6 +110,14 @@ def gate_failures(model: Mapping[str, float], griffin_lim: Mapping[str, float],
             need = c.threshold(float(g), None if r is None else float(r))
             out.append(f"{c.describe()} = {need:.3f}: model {float(m):.3f}, Griffin-Lim {float(g):.3f}"
                        + (f", reference {float(r):.3f}" if r is not None and c.reference_cap else ""))
+    for c in SIGNAL_FLOOR_GATE if signal_floor is not None else ():
+        m, f = model.get(c.metric), signal_floor.get(c.metric)
+        if m is None or f is None:
+            out.append(f"{c.metric} against the pinv floor: not measured")
+        elif not c.passes(float(m), float(f)):
+            sign = ">=" if c.higher_is_better else "<="
+            out.append(f"{c.metric} {sign} the better pinv + PGHI / RTPGHI floor: model {float(m):.3f}, "
+                       f"floor {float(f):.3f}")
     return out
 
 

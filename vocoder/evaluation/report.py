@@ -38,6 +38,7 @@ from ..audio.io import AUDIO_EXTENSIONS, load_audio
 from ..audio.mel import MelConfig, mel_spectrogram
 from ..utils import atomic_write_bytes
 from .griffin_lim import griffin_lim
+from .signal_floors import PINV_FLOORS, pinv_floor, supports_pinv_floor
 from . import mos as _mos
 from .metrics import HIGHER_IS_BETTER, METRICS, align, evaluate_pair
 
@@ -46,7 +47,8 @@ __all__ = ["list_clips", "evaluate", "summarize", "format_table", "write_json", 
 log = logging.getLogger(__name__)
 
 VOCODER, GRIFFIN_LIM, REFERENCE = "vocoder", "griffin_lim", "reference"
-_LABELS = {VOCODER: "vocoder", GRIFFIN_LIM: "Griffin-Lim"}  # panel titles of the PNG
+_LABELS = {VOCODER: "vocoder", GRIFFIN_LIM: "Griffin-Lim", "pinv_rtpghi": "pinv + RTPGHI",
+           "pinv_pghi": "pinv + PGHI"}  # panel titles of the PNG
 _HIGHER = {**HIGHER_IS_BETTER, **_mos.HIGHER_IS_BETTER}
 _JSON_ONLY = ("dnsmos_sig", "dnsmos_bak")  # in the JSON, left out of the printed table
 
@@ -119,7 +121,8 @@ def _synthesize(vocoder, mel: torch.Tensor) -> torch.Tensor:
 
 def evaluate(vocoder, data, max_clips: Optional[int] = None, griffin_lim_floor: bool = True,
              png_path: Union[str, os.PathLike, None] = None, gl_iters: int = 32,
-             crepe_model: str = "tiny", mos: bool = True, fail_fast: bool = False) -> Dict[str, Any]:
+             crepe_model: str = "tiny", mos: bool = True, fail_fast: bool = False,
+             pinv_floors: bool = False) -> Dict[str, Any]:
     """Copy-synthesis evaluation of ``vocoder`` on ``data``.
 
     Args:
@@ -128,6 +131,9 @@ def evaluate(vocoder, data, max_clips: Optional[int] = None, griffin_lim_floor: 
         data: a folder (searched recursively), an audio file, or a list of audio files.
         max_clips: evaluate only the first N clips (sorted order).
         griffin_lim_floor: also score Griffin-Lim on the same mels.
+        pinv_floors: also score the no-network floors on the same mels (:mod:`.signal_floors`: the mel's
+            pseudo-inverse amplitude with an RTPGHI / PGHI phase), systems ``"pinv_rtpghi"`` and ``"pinv_pghi"``
+            (left out for front ends they cannot invert, with a warning).
         png_path: where to draw original / vocoder / Griffin-Lim mels of the worst clip (lowest vocoder PESQ).
         mos: also score every output and the original clip (the "reference") with DistillMOS and DNSMOS.
         fail_fast: raise at the first clip that fails instead of listing it under "skipped" (a clip fails when
@@ -147,7 +153,12 @@ def evaluate(vocoder, data, max_clips: Optional[int] = None, griffin_lim_floor: 
         files = files[:max_clips]
     sr = int(vocoder.sample_rate)
     mel_config: MelConfig = vocoder.mel_config
-    systems = [VOCODER] + ([GRIFFIN_LIM] if griffin_lim_floor else [])
+    if pinv_floors and not supports_pinv_floor(mel_config):
+        log.warning("no pinv floors: the front end's window (%d) is not n_fft (%d)", mel_config.win_length,
+                    mel_config.n_fft)
+        pinv_floors = False
+    floors = dict(PINV_FLOORS) if pinv_floors else {}
+    systems = [VOCODER] + ([GRIFFIN_LIM] if griffin_lim_floor else []) + list(floors)
 
     clips: List[Dict[str, Any]] = []
     worst = None  # (key, file, {name: wav}) of the lowest-PESQ clip so far
@@ -168,6 +179,8 @@ def evaluate(vocoder, data, max_clips: Optional[int] = None, griffin_lim_floor: 
             continue
         if griffin_lim_floor:
             outputs[GRIFFIN_LIM] = griffin_lim(mel.detach().cpu(), mel_config, n_iter=gl_iters)
+        for name, method in floors.items():
+            outputs[name] = pinv_floor(mel.detach().cpu(), mel_config, method)
         metrics, cache = {}, {}  # cache: the reference's CREPE pass, shared by the systems
         for name, wav in outputs.items():
             r, h = align(ref, wav)

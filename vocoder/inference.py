@@ -109,15 +109,21 @@ class Vocoder(nn.Module):
     @classmethod
     def from_pretrained(cls, path: Optional[PathLike] = None, device="cpu", config=None,
                         random_init: bool = False, phase_iterations: Optional[int] = None,
-                        phase: Optional[str] = None) -> "Vocoder":
+                        phase: Optional[str] = None, revision: Optional[str] = None,
+                        cache_dir: Optional[PathLike] = None, local_files_only: bool = False) -> "Vocoder":
         """Load a model.
 
         Args:
-            path: our ``.pt`` checkpoint; an official BigVGAN folder (``config.json`` + ``bigvgan_generator.pt``);
-                a HiFi-GAN generator file (``g_XXXXXXXX``, with ``config.json`` next to it or given as ``config``);
+            path: our ``.pt`` checkpoint; our ``config.json`` + ``model.safetensors`` folder (:meth:`save_pretrained`);
+                a Hugging Face Hub repo id ``"org/name"`` (or ``"org/name@REVISION"``) holding any of these layouts
+                (:mod:`vocoder.checkpoints.hub`: only the files the layout needs are fetched, into the Hub's cache);
+                an official BigVGAN folder (``config.json`` + ``bigvgan_generator.pt``); a HiFi-GAN generator file
+                (``g_XXXXXXXX``, with ``config.json`` next to it or given as ``config``);
                 a ParallelWaveGAN run; an official Vocos folder (``config.yaml`` + ``pytorch_model.bin``); a preset
                 name (``"hifigan_v1"``, ...) together with ``random_init=True`` (random weights, for tests and
-                benchmarks); or ``None`` for the model shipped at ``vocoder/pretrained/default.pt``.
+                benchmarks); or ``None`` for the model shipped at ``vocoder/pretrained/default.pt``. A local path
+                always wins over a repo id of the same spelling: ``"org/name"`` is looked up on the Hub only when
+                no such file or folder exists (write ``"./org/name"`` to insist on the local one).
             device: where the model runs.
             config: official ``config.json`` (Vocos: ``config.yaml``) path or dict, for official files whose config
                 is elsewhere.
@@ -125,8 +131,13 @@ class Vocoder(nn.Module):
             phase_iterations: see :class:`Vocoder` (Fourier-head models only; ``None``: the checkpoint's
                 setting, e.g. the shipped model's; 0 turns refinement off).
             phase: see :class:`Vocoder` (``None``: the checkpoint's setting; ``"model"`` turns retrieval off).
+            revision: Hub repo ids only: a branch, tag or commit (default: ``main``).
+            cache_dir: Hub repo ids only: the cache folder (default: huggingface_hub's, ``HF_HUB_CACHE``).
+            local_files_only: Hub repo ids only: use the cache, never the network (as ``HF_HUB_OFFLINE=1`` does);
+                files not cached are a ``ValueError`` naming the repo, the revision and how to fetch them.
         """
         device = _check_device(device)
+        hub = None
         if path is None:
             if not DEFAULT_MODEL_PATH.is_file():
                 raise ValueError(
@@ -145,19 +156,41 @@ class Vocoder(nn.Module):
                 gen = build_generator(path)
                 return cls(gen, preset.mel, {"source": "preset", "preset": path, "random_init": True},
                            phase_iterations=phase_iterations, phase=phase).to(device)
-            raise ValueError(f"model not found: {path!r} is neither a file, a folder nor a preset name "
-                             f"(presets: {', '.join(preset_names())})")
+            from .checkpoints.hub import looks_like_repo_id, resolve_repo, split_revision  # deferred: huggingface_hub
+
+            if not looks_like_repo_id(path):
+                raise ValueError(f"model not found: {path!r} is neither a file, a folder nor a preset name "
+                                 f"(presets: {', '.join(preset_names())}), nor a Hugging Face repo id 'org/name'")
+            repo = split_revision(path, revision)[0]
+            path = resolve_repo(path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+            snapshot = path if path.is_dir() else path.parent  # .../models--org--name/snapshots/COMMIT
+            hub = f"{repo}@{snapshot.name}"
         generator, mel, meta = load_checkpoint(path, map_location="cpu", config=config)
+        if hub is not None:
+            meta["hub"] = hub  # the repo and the commit it was read at
         return cls(generator, mel, meta, phase_iterations=phase_iterations, phase=phase).to(device)
 
     def save(self, path: PathLike, meta: Optional[Mapping] = None) -> None:
-        """Write our checkpoint format (weights as held: folded after ``from_pretrained``)."""
+        """Write our checkpoint format, one ``.pt`` (weights as held: folded after ``from_pretrained``)."""
+        save_checkpoint(path, self.generator, self._mel_config, self._meta_to_save(meta))
+
+    def save_pretrained(self, folder: PathLike, meta: Optional[Mapping] = None) -> Path:
+        """Write ``folder/config.json`` (generator name + config, mel settings, meta) + ``folder/model.safetensors``
+        (the weights as held), the layout a Hub repo of ours holds; ``from_pretrained(folder)`` (or the repo id
+        once uploaded, e.g. ``hf upload org/name folder``) reads it back exactly. Meta must be JSON values.
+        Returns ``folder``."""
+        from .checkpoints.safetensors_folder import save_safetensors_folder  # deferred: safetensors
+
+        return save_safetensors_folder(folder, self.generator, self._mel_config, self._meta_to_save(meta))
+
+    def _meta_to_save(self, meta: Optional[Mapping]) -> dict:
+        """``self.meta`` updated with ``meta`` and the phase settings (they travel with the weights)."""
         meta = {**self.meta, **dict(meta or {})}
-        if self._phase_iterations or "phase_iterations" in meta:  # the settings travel with the weights
+        if self._phase_iterations or "phase_iterations" in meta:
             meta["phase_iterations"] = self._phase_iterations
         if self._phase != "model" or "phase_method" in meta:
             meta["phase_method"] = self._phase
-        save_checkpoint(path, self.generator, self._mel_config, meta)
+        return meta
 
     # ------------------------------------------------------------------------------------------ properties
     @property

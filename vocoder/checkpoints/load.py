@@ -12,6 +12,7 @@ from .native import FORMAT_NAME, is_training_checkpoint, read_native, read_train
 from .official import (BIGVGAN_WEIGHTS, CONFIG_JSON, import_bigvgan, import_hifigan, latest_hifigan_file,
                        looks_like_bigvgan, official_config)
 from .pwg import PWG_CONFIG, import_parallel_wavegan, latest_pwg_file
+from .safetensors_folder import SAFETENSORS_CONFIG, SAFETENSORS_WEIGHTS, read_safetensors_folder
 from .state import PathLike, torch_load
 from .vocos import VOCOS_CONFIG, VOCOS_WEIGHTS, import_vocos, looks_like_vocos
 
@@ -19,10 +20,13 @@ __all__ = ["checkpoint_kind", "load_checkpoint", "check_finite_weights"]
 
 
 def checkpoint_kind(path: PathLike) -> str:
-    """What ``path`` holds, without loading weights: ``"bigvgan_folder"``, ``"hifigan_folder"``,
-    ``"pwg_folder"``, ``"pwg_file"``, ``"vocos_folder"``, ``"vocos_file"`` or ``"file"``."""
+    """What ``path`` holds, without loading weights: ``"safetensors_folder"``, ``"safetensors_file"``,
+    ``"bigvgan_folder"``, ``"hifigan_folder"``, ``"pwg_folder"``, ``"pwg_file"``, ``"vocos_folder"``,
+    ``"vocos_file"`` or ``"file"``."""
     path = Path(path)
     if path.is_dir():
+        if (path / SAFETENSORS_WEIGHTS).is_file() and (path / SAFETENSORS_CONFIG).is_file():
+            return "safetensors_folder"
         if (path / BIGVGAN_WEIGHTS).is_file():
             return "bigvgan_folder"
         if (path / VOCOS_WEIGHTS).is_file() and (path / VOCOS_CONFIG).is_file():
@@ -32,12 +36,15 @@ def checkpoint_kind(path: PathLike) -> str:
         if latest_pwg_file(path) is not None:
             return "pwg_folder"
         raise ValueError(
-            f"folder {path} holds no generator: expected {BIGVGAN_WEIGHTS} (+ {CONFIG_JSON}) for BigVGAN, a "
+            f"folder {path} holds no generator: expected {SAFETENSORS_WEIGHTS} + {SAFETENSORS_CONFIG} (ours, "
+            f"Vocoder.save_pretrained), {BIGVGAN_WEIGHTS} (+ {CONFIG_JSON}) for BigVGAN, a "
             f"g_XXXXXXXX file (+ {CONFIG_JSON}) for HiFi-GAN, checkpoint-<N>steps.pkl (+ {PWG_CONFIG}) for "
             f"ParallelWaveGAN or {VOCOS_WEIGHTS} (+ {VOCOS_CONFIG}) for Vocos; found "
             f"{sorted(p.name for p in path.iterdir())[:10]}"
         )
     if path.is_file():
+        if path.suffix == ".safetensors":
+            return "safetensors_file"
         if path.suffix == ".pkl" and (path.parent / PWG_CONFIG).is_file():
             return "pwg_file"
         if path.suffix == ".bin" and (path.parent / VOCOS_CONFIG).is_file():
@@ -51,8 +58,9 @@ def load_checkpoint(path: PathLike, map_location="cpu", config: Union[PathLike, 
     """Load a generator, its mel settings and meta from any supported checkpoint.
 
     Args:
-        path: our ``.pt`` file; a Lightning ``.ckpt`` written by ``vocoder train`` (its generator); an official
-            BigVGAN folder; a HiFi-GAN ``g_*`` file or folder; or a
+        path: our ``.pt`` file; our ``config.json`` + ``model.safetensors`` folder (``Vocoder.save_pretrained``)
+            or its ``.safetensors`` file; a Lightning ``.ckpt`` written by ``vocoder train`` (its generator); an
+            official BigVGAN folder; a HiFi-GAN ``g_*`` file or folder; or a
             ``{"generator": state_dict}`` file from either (``config.json`` next to it, or ``config``); a
             ParallelWaveGAN run; a Vocos folder (``config.yaml`` + ``pytorch_model.bin``) or its weights file.
         map_location: passed to ``torch.load``.
@@ -81,6 +89,8 @@ def check_finite_weights(module: nn.Module, source: str) -> None:
 
 def _load(path: PathLike, map_location, config) -> Tuple[nn.Module, MelConfig, dict]:
     kind = checkpoint_kind(path)
+    if kind in ("safetensors_folder", "safetensors_file"):
+        return read_safetensors_folder(path)
     if kind in ("pwg_folder", "pwg_file"):
         return import_parallel_wavegan(path, config=config, map_location=map_location)
     if kind == "bigvgan_folder":

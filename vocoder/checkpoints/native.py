@@ -23,7 +23,7 @@ from ..generators.registry import build_generator, check_generator_fits_mel
 from ..utils import atomic_torch_save
 from .state import PathLike, load_matching_form, registry_name, unwrap_generator
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "save_checkpoint", "read_native", "read_training", "is_training_checkpoint",
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "save_checkpoint", "native_checkpoint", "read_native", "read_training", "is_training_checkpoint",
            "plain_values", "cpu_hours"]
 
 
@@ -48,6 +48,12 @@ def plain_values(value: Any, where: str = "meta") -> Any:
 
 def save_checkpoint(path: PathLike, generator: nn.Module, mel_config: MelConfig, meta: Optional[dict] = None) -> None:
     """Write ``generator`` (name, config, weights) with its ``mel_config`` and ``meta`` as one ``.pt`` file, atomically."""
+    atomic_torch_save(native_checkpoint(generator, mel_config, meta), path)
+
+
+def native_checkpoint(generator: nn.Module, mel_config: Optional[MelConfig], meta: Optional[dict] = None) -> dict:
+    """The dict our ``.pt`` holds (see the module docstring), weights copied to the CPU; ``ValueError`` for a generator
+    without a dataclass config, a mel it does not take, or meta that is not plain values."""
     generator, carried = unwrap_generator(generator)  # a Vocoder carries its MelConfig
     mel_config = mel_config or carried
     if not isinstance(mel_config, MelConfig):
@@ -65,7 +71,7 @@ def save_checkpoint(path: PathLike, generator: nn.Module, mel_config: MelConfig,
         "state_dict": state,
         "meta": plain_values(dict(meta or {})),
     }
-    atomic_torch_save(ckpt, path)
+    return ckpt
 
 
 def read_native(ckpt: Mapping[str, Any], path: PathLike) -> Tuple[nn.Module, MelConfig, dict]:

@@ -1,6 +1,6 @@
-"""The model arguments every subcommand that runs a model shares (``--model``, ``--config``, ``--device``,
-``--dtype``, ``--random-init``, and for offline decoding ``--phase`` and ``--phase-iterations``), and loading the model they
-name."""
+"""The model arguments every subcommand that runs a model shares (``--model``, ``--config``, the Hub's ``--revision``,
+``--cache-dir`` and ``--local-files-only``, ``--device``, ``--dtype``, ``--random-init``, and for offline decoding
+``--phase`` and ``--phase-iterations``), and loading the model they name."""
 from __future__ import annotations
 
 import argparse
@@ -10,19 +10,39 @@ from pathlib import Path
 from ..nn.phase_retrieval import PHASE_METHODS
 
 DTYPES = ("float32", "bfloat16", "float16")
-MODEL_HELP = ("the model: our .pt, a `vocoder train` .ckpt, an official BigVGAN / HiFi-GAN / ParallelWaveGAN / Vocos "
-              "folder or file (default: the shipped model)")
+MODEL_HELP = ("the model: our .pt or save_pretrained folder (config.json + model.safetensors), a `vocoder train` "
+              ".ckpt, an official BigVGAN / HiFi-GAN / ParallelWaveGAN / Vocos folder or file, or a Hugging Face "
+              "Hub repo id org/name[@REVISION] holding one of these (a local path of the same spelling wins; "
+              "default: the shipped model)")
+
+
+def add_hub_arguments(p: argparse.ArgumentParser) -> None:
+    """``--revision``, ``--cache-dir``, ``--local-files-only``: how a Hub repo id given as the model is fetched."""
+    g = p.add_argument_group("Hugging Face Hub (when the model is a repo id org/name)")
+    g.add_argument("--revision", default=None, metavar="REV",
+                   help="branch, tag or commit of the repo (default: main; also written org/name@REV)")
+    g.add_argument("--cache-dir", default=None, metavar="DIR",
+                   help="the Hub cache to use (default: huggingface_hub's, $HF_HUB_CACHE or ~/.cache/huggingface/hub)")
+    g.add_argument("--local-files-only", action="store_true",
+                   help="never download: use the cached files (as HF_HUB_OFFLINE=1 does)")
+
+
+def hub_options(args: argparse.Namespace) -> dict:
+    """The :func:`add_hub_arguments` values as ``Vocoder.from_pretrained`` keyword arguments."""
+    return {"revision": getattr(args, "revision", None), "cache_dir": getattr(args, "cache_dir", None),
+            "local_files_only": getattr(args, "local_files_only", False)}
 
 
 def add_model_arguments(p: argparse.ArgumentParser, device: bool = True, random_init: bool = True,
                         device_help: str = "cpu, cuda, cuda:1, ... (default: cpu)",
                         phase_iterations: bool = False) -> None:
-    """``--model/-m``, ``--config``, and optionally ``--device`` with ``--dtype``, ``--random-init`` and
-    ``--phase-iterations``."""
+    """``--model/-m``, ``--config``, the Hub's ``--revision`` / ``--cache-dir`` / ``--local-files-only``, and
+    optionally ``--device`` with ``--dtype``, ``--random-init`` and ``--phase-iterations``."""
     p.add_argument("--model", "-m", default=None,
                    help=MODEL_HELP + ("; a preset name with --random-init" if random_init else ""))
     p.add_argument("--config", default=None, help="official config.json (config.yml / config.yaml) when it is not "
                                                   "next to the model file")
+    add_hub_arguments(p)
     if device:
         p.add_argument("--device", default="cpu", help=device_help)
         p.add_argument("--dtype", choices=DTYPES, default="float32",
@@ -81,6 +101,6 @@ def load_model(args: argparse.Namespace):
     voc = Vocoder.from_pretrained(args.model, device=getattr(args, "device", "cpu"), config=args.config,
                                   random_init=getattr(args, "random_init", False),
                                   phase_iterations=getattr(args, "phase_iterations", None),
-                                  phase=getattr(args, "phase", None))
+                                  phase=getattr(args, "phase", None), **hub_options(args))
     dtype = getattr(args, "dtype", "float32")
     return voc if dtype == "float32" else voc.to(getattr(torch, dtype))

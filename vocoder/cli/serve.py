@@ -2,6 +2,7 @@
 
     vocoder serve --model MODEL [--host 127.0.0.1] [--port 8000] [--device cpu|cuda] [--max-batch 8] [--max-wait-ms 10]
     vocoder serve --model MODEL --ray --replicas N [--ray-address auto]
+    vocoder serve --model org/name [--revision REV]      # a Hugging Face Hub repo (fetched once into its cache)
 
 Routes: POST /v1/synthesize (a .npy or JSON mel -> audio/wav), WS /v1/stream (mel chunks -> exact audio as soon as
 it is final), GET /v1/info, GET /healthz, GET /metrics (Prometheus). The server binds to loopback unless --host
@@ -16,7 +17,7 @@ import logging
 import os
 import sys
 
-from .model_args import add_model_arguments, load_model
+from .model_args import add_model_arguments, hub_options, load_model
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,8 @@ def run(args) -> int:
             return 2
         ray_serve.run(args.model, config, replicas=args.replicas, host=args.host, port=args.port,
                       address=args.ray_address, device=args.device, random_init=args.random_init,
-                      model_config=args.config, cpus_per_replica=args.cpus_per_replica, threads=args.threads)
+                      model_config=args.config, cpus_per_replica=args.cpus_per_replica, threads=args.threads,
+                      hub=hub_options(args))
         return 0
     import torch
 

@@ -110,7 +110,8 @@ class PipelineVocoder(nn.Module):
     """The common part of the adapters: a :class:`Vocoder`, the pipeline's mel convention, the checks.
 
     Args:
-        model: a :class:`Vocoder`, or anything :meth:`Vocoder.from_pretrained` reads (``None``: the shipped model).
+        model: a :class:`Vocoder`, or anything :meth:`Vocoder.from_pretrained` reads (a Hub repo id
+            ``"org/name[@REVISION]"`` included, cached where huggingface_hub caches; ``None``: the shipped model).
         convention: the convention of the mels the pipeline passes (name or :class:`MelConvention`); each adapter
             defaults to its pipeline's.
         source_mel: the TTS model's STFT / mel settings; each of sample rate, n_fft, hop, window, bands, fmin,

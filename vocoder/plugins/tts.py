@@ -26,7 +26,8 @@ class VocoderPlugin(PipelineVocoder):
     are ``vocoder.plugins.get("espnet" | "speechbrain" | "coqui" | "nemo")``).
 
     Args:
-        vocoder: a ``Vocoder``, or anything ``Vocoder.from_pretrained`` accepts (``None``: the shipped model).
+        vocoder: a ``Vocoder``, or anything ``Vocoder.from_pretrained`` accepts (a Hub repo id
+            ``"org/name[@REVISION]"`` included; ``None``: the shipped model).
         convention: the default convention of incoming mels (see :mod:`vocoder.plugins.conventions`).
         source_mel: the TTS model's STFT / mel settings, checked against the vocoder's when given.
         device: where a vocoder loaded here runs.

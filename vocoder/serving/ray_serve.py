@@ -40,14 +40,15 @@ class VocoderService:
     """One replica: the model, loaded once, behind :func:`vocoder.serving.create_app`."""
 
     def __init__(self, model: str, config: Optional[dict] = None, device: str = "cpu", random_init: bool = False,
-                 model_config: Optional[str] = None, threads: Optional[int] = None):
+                 model_config: Optional[str] = None, threads: Optional[int] = None, hub: Optional[dict] = None):
         import torch
 
         from vocoder import Vocoder
 
         if threads:
             torch.set_num_threads(int(threads))
-        self.voc = Vocoder.from_pretrained(model, device=device, config=model_config, random_init=random_init)
+        self.voc = Vocoder.from_pretrained(model, device=device, config=model_config, random_init=random_init,
+                                           **dict(hub or {}))  # revision / cache_dir / local_files_only
         cfg = dict(config or {})
         cfg["model_name"] = cfg.get("model_name") or model
         self.config = ServeConfig(**cfg)
@@ -64,8 +65,9 @@ def _truthy(v) -> bool:
 
 def application(model: str, config: Optional[ServeConfig] = None, replicas: int = 1, device: str = "cpu",
                 random_init: bool = False, model_config: Optional[str] = None, cpus_per_replica: float = 1.0,
-                threads: Optional[int] = None):
-    """The bound Ray Serve application (``serve.run(application(...))``)."""
+                threads: Optional[int] = None, hub: Optional[dict] = None):
+    """The bound Ray Serve application (``serve.run(application(...))``); ``hub``: ``Vocoder.from_pretrained``'s
+    ``revision`` / ``cache_dir`` / ``local_files_only`` for a Hub repo id (each replica resolves it in its cache)."""
     config = config or ServeConfig()
     if replicas < 1:
         raise ValueError(f"replicas must be >= 1, got {replicas}")
@@ -77,7 +79,7 @@ def application(model: str, config: Optional[ServeConfig] = None, replicas: int 
     ongoing = config.max_queue + config.max_streams + 8
     dep = serve.deployment(VocoderService, name="vocoder", num_replicas=int(replicas), ray_actor_options=options,
                            max_ongoing_requests=ongoing)
-    return dep.bind(model, config.to_dict(), device, random_init, model_config, threads)
+    return dep.bind(model, config.to_dict(), device, random_init, model_config, threads, hub)
 
 
 def build_app(args: dict):

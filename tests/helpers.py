@@ -1,6 +1,12 @@
-"""Shared by the tests: the tiny mel of the inference-side tests (CLI, Vocoder, plugins), and scripts as modules."""
+"""Shared by the tests: the tiny mel of the inference-side tests (CLI, Vocoder, plugins), scripts as modules, and
+`vocoder serve` as a subprocess."""
+import contextlib
 import importlib.util
+import os
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -25,3 +31,33 @@ def load_script(path) -> ModuleType:
     sys.modules[path.stem] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+@contextlib.contextmanager
+def cli_server(args, env=None, timeout: float = 180.0):
+    """``python -m vocoder serve ARGS --port P`` on a free loopback port, yielding ``(url, process)`` once
+    ``/healthz`` answers 200; terminated (SIGTERM) on exit. Fails the test if the server dies first."""
+    import httpx
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    proc = subprocess.Popen([sys.executable, "-m", "vocoder", "serve", *args, "--port", str(port)],
+                            env=dict(os.environ) if env is None else env, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"vocoder serve did not answer within {timeout} s"
+            time.sleep(0.1)
+        yield url, proc
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -145,44 +145,19 @@ def test_plugins_without_model_use_the_default(default_voc):
 
 
 def test_server_without_model_serves_the_default(default_voc):
-    import os
-    import socket
-    import subprocess
-    import sys
-    import time
-
-    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("httpx")
     pytest.importorskip("fastapi")
     from vocoder.serving import Client
 
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    proc = subprocess.Popen([sys.executable, "-m", "vocoder", "serve", "--port", str(port), "--threads", "1",
-                             "--stream-prewarm", "0"], env=dict(os.environ), stderr=subprocess.PIPE)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        mel = default_voc.mel(torch.sin(torch.arange(22050) * 0.05) * 0.3)[:, :30]
-        with Client(url) as c:
-            info = c.info()
-            assert info["phase_iterations"] == default_voc.phase_iterations
-            assert info["phase"] == default_voc.phase
-            assert info["streaming"] == default_voc.streaming_decode()
-            assert np.abs(c.synthesize(mel.numpy()) - default_voc(mel).numpy()).max() < 1e-4
-            streamed = np.concatenate(list(c.stream([mel[:, :11].numpy(), mel[:, 11:].numpy()])))
-        plain = Vocoder.from_pretrained(phase="model", phase_iterations=0)(mel).numpy()
-        assert np.abs(streamed - plain).max() < 1e-4
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    from helpers import cli_server
+
+    mel = default_voc.mel(torch.sin(torch.arange(22050) * 0.05) * 0.3)[:, :30]
+    with cli_server(["--threads", "1", "--stream-prewarm", "0"]) as (url, _), Client(url) as c:
+        info = c.info()
+        assert info["phase_iterations"] == default_voc.phase_iterations
+        assert info["phase"] == default_voc.phase
+        assert info["streaming"] == default_voc.streaming_decode()
+        assert np.abs(c.synthesize(mel.numpy()) - default_voc(mel).numpy()).max() < 1e-4
+        streamed = np.concatenate(list(c.stream([mel[:, :11].numpy(), mel[:, 11:].numpy()])))
+    plain = Vocoder.from_pretrained(phase="model", phase_iterations=0)(mel).numpy()
+    assert np.abs(streamed - plain).max() < 1e-4

@@ -30,7 +30,7 @@ from vocoder.plugins import convert_mel  # noqa: E402
 from vocoder.serving import AsyncClient, BackgroundServer, Client, ServeConfig, ServingError, create_app  # noqa: E402
 from vocoder.serving import protocol  # noqa: E402
 
-from helpers import load_script  # noqa: E402
+from helpers import cli_server, load_script  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
@@ -510,31 +510,11 @@ def test_cli_serve_subprocess(tmp_path, voc):
     """``vocoder serve`` end to end: starts on loopback, answers, stops on SIGTERM."""
     path = tmp_path / "m.pt"
     voc.save(path)
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
     env = {**os.environ, "VOCODER_API_KEY": "k"}
-    proc = subprocess.Popen([sys.executable, "-m", "vocoder", "serve", "--model", str(path), "--port", str(port),
-                             "--threads", "1", "--stream-prewarm", "0"], env=env, stderr=subprocess.PIPE)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    with cli_server(["--model", str(path), "--threads", "1", "--stream-prewarm", "0"], env=env) as (url, proc):
         assert httpx.get(url + "/v1/info").status_code == 401
         with Client(url, api_key="k") as c:
             assert json.loads(json.dumps(c.info()))["model"] == str(path)
             mel = _mel(20, 16)
             assert np.abs(c.synthesize(mel) - _offline(voc, mel)).max() < 1e-5
-    finally:
-        proc.terminate()
-        proc.wait(30)
     assert proc.returncode is not None

@@ -116,6 +116,11 @@ def test_cli_synthesize_and_info_without_model_use_the_default(tmp_path, capsys,
     info = json.loads(capsys.readouterr().out)
     assert info["meta"]["name"] == "default_22khz"
     assert info["phase_iterations"] == default_voc.phase_iterations
+    assert main(["info"]) == 0
+    if (default_voc.phase, default_voc.phase_iterations) != ("model", 0):  # the phase setting is on screen
+        text = capsys.readouterr().out
+        assert f"phase:       {default_voc.phase}, then {default_voc.phase_iterations}" in text
+        assert "streaming:   plain decode" in text
 
 
 def test_streaming_the_default_model_equals_its_plain_offline_decode(tmp_path, default_voc):

@@ -23,8 +23,11 @@ def format_summary(d: dict) -> str:
         f"hop:         {d['hop_length']} samples ({1000 * d['hop_length'] / d['sample_rate']:.2f} ms)",
         f"mels:        {d['n_mels']} (n_fft {mel['n_fft']}, win {mel['win_length']}, fmin {mel['fmin']}, "
         f"fmax {mel['fmax']})",
-        "config:",
     ]
+    if d.get("phase", "model") != "model" or d.get("phase_iterations"):
+        lines.append(f"phase:       {d['phase']}, then {d['phase_iterations']} Griffin-Lim iterations (offline)")
+        lines.append(f"streaming:   {d['streaming']}")
+    lines.append("config:")
     lines += [f"  {k}: {v}" for k, v in d["config"].items()]
     lines.append("meta:" + ("" if d["meta"] else " (none)"))
     lines += [f"  {k}: {v}" for k, v in d["meta"].items()]

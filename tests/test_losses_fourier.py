@@ -40,7 +40,8 @@ def test_every_term_is_zero_for_the_true_spectrum():
     wav = 0.3 * torch.randn(2, 1, 32 * 64)
     log_amp, phase = _spectrum(wav)
     out = FourierLosses(256, 64)(log_amp, phase + 2 * PI, wav, wav)  # phase off by a whole turn: no loss
-    assert set(out) == {"amplitude", "phase_ip", "phase_gd", "phase_iaf", "consistency", "real_imag"}
+    assert set(out) == {"amplitude", "amplitude_gradients", "phase_ip", "phase_gd", "phase_iaf", "consistency",
+                        "real_imag"}
     for k, v in out.items():
         assert v.item() < 1e-6, k
 
@@ -164,3 +165,35 @@ def test_the_retrieved_phase_loss_trains_through_the_recipe():
     assert GANVocoder(resolve_recipe(base)).fourier_loss is None  # no Fourier term weighted: no loss built
     with pytest.raises(ValueError, match="phase_retrieval_iterations"):
         resolve_recipe({**base, "losses": {"phase_retrieval_iterations": 0}})
+
+
+def test_amplitude_gradient_loss_sees_derivatives_weighted_by_loudness():
+    torch.manual_seed(0)
+    t = torch.arange(32 * 64) / 8000
+    wav = (0.5 * torch.sin(2 * math.pi * 440 * t) + 1e-3 * torch.randn_like(t)).reshape(1, 1, -1)
+    log_amp, _ = _spectrum(wav)
+    real_amp = torch.exp(log_amp)
+    term = FourierLosses.amplitude_gradient_loss
+    assert term(log_amp, log_amp, real_amp).item() == 0
+    assert term(log_amp + 0.7, log_amp, real_amp).item() < 1e-6   # a gain changes no derivative
+    loud_bin = int(real_amp[0].mean(-1).argmax())
+    ripple = torch.zeros_like(log_amp)
+    ripple[:, :, ::2] = 0.5                                        # flicker along time ...
+    at_loud, at_quiet = ripple.clone(), ripple.clone()
+    at_loud[:, [b for b in range(log_amp.shape[1]) if abs(b - loud_bin) > 2]] = 0   # ... on the partial
+    at_quiet[:, [b for b in range(log_amp.shape[1]) if abs(b - loud_bin) <= 10]] = 0  # ... in the noise
+    loud = term(log_amp + at_loud, log_amp, real_amp).item()
+    quiet = term(log_amp + at_quiet, log_amp, real_amp).item()
+    assert loud > 10 * quiet > 0                                   # PGHI integrates from the loud bins
+    pred = (log_amp + at_loud).requires_grad_(True)
+    term(pred, log_amp, real_amp).backward()
+    assert pred.grad.abs().sum() > 0
+
+
+def test_the_amplitude_gradient_loss_trains_through_the_recipe():
+    from vocoder.training.lightning_module import GANVocoder
+    from vocoder.training.recipes import resolve_recipe
+
+    base = {"generator": {"preset": "vocos_22khz_80band_small"}, "discriminators": [{"name": "mrd"}]}
+    module = GANVocoder(resolve_recipe({**base, "losses": {"amplitude_gradients": 5.0}}))
+    assert module.fourier_loss is not None and module.w["amplitude_gradients"] == 5.0

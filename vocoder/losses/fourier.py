@@ -13,6 +13,10 @@ framed the way the generator's inverse STFT frames it (:class:`STFTFrames`), and
 - consistency: mean squared distance between the predicted STFT and the STFT of the audio it makes
   (a spectrogram that no signal has is penalised);
 - real/imaginary: L1 between the re-analysed STFT and the real STFT, real and imaginary parts;
+- amplitude gradients: L1 between the predicted and the real log-amplitude's differences along time and along
+  frequency, weighted by the reference amplitude (relative to the clip's loudest bin, both ends of a difference):
+  what PGHI / RTPGHI integrate (:mod:`vocoder.nn.phase_retrieval`: the phase's derivatives are these differences,
+  scaled), from the loud bins outwards, so an amplitude trained on them should retrieve a better phase;
 - retrieved phase (``retrieval_iterations > 0``): anti-wrapped distance of the predicted phase to the phase that
   fast Griffin-Lim reaches from it on the predicted amplitude (:func:`vocoder.nn.phase_refinement.refine_phase`,
   no gradient through it), weighted like the other phase terms: a target the mel determines (unlike the clip's
@@ -51,8 +55,8 @@ class FourierLosses(nn.Module):
 
     ``log_amplitude``, ``phase``: ``[B, F, T]``, the generator's prediction; ``fake_wav``: ``[B, 1, T * hop]``, the
     audio made from it; ``real_wav``: the reference, same shape. Returns unweighted terms: ``amplitude``,
-    ``phase_ip``, ``phase_gd``, ``phase_iaf``, ``consistency``, ``real_imag``, and with ``retrieval_iterations``
-    ``phase_retrieved``.
+    ``amplitude_gradients``, ``phase_ip``, ``phase_gd``, ``phase_iaf``, ``consistency``, ``real_imag``, and with
+    ``retrieval_iterations`` ``phase_retrieved``.
     """
 
     def __init__(self, n_fft: int, hop_length: int, padding: str = "same", amplitude_floor: float = 1e-5,
@@ -97,7 +101,9 @@ class FourierLosses(nn.Module):
             weight = self.phase_weight(real_amp)
         if real.shape[-1] != frames:
             raise ValueError(f"predicted spectrum has {frames} frames, the reference audio {real.shape[-1]}")
-        out = {"amplitude": F.mse_loss(log_amplitude.float().clamp_min(self.log_floor), real_log)}
+        predicted_log = log_amplitude.float().clamp_min(self.log_floor)
+        out = {"amplitude": F.mse_loss(predicted_log, real_log),
+               "amplitude_gradients": self.amplitude_gradient_loss(predicted_log, real_log, real_amp)}
         out["phase_ip"], out["phase_gd"], out["phase_iaf"] = self.phase_terms(phase.float(), real_phase, weight)
         predicted = torch.polar(torch.exp(log_amplitude.float()).clamp(max=1e2), phase.float())
         reanalysed = self.stft(fake_wav.float())[..., :frames]
@@ -106,6 +112,18 @@ class FourierLosses(nn.Module):
         if self.retrieval_iterations:
             out["phase_retrieved"] = self.retrieved_phase_loss(log_amplitude, phase, weight)
         return out
+
+    @staticmethod
+    def amplitude_gradient_loss(log_amplitude: torch.Tensor, real_log: torch.Tensor,
+                                real_amplitude: torch.Tensor) -> torch.Tensor:
+        """Amplitude-weighted L1 of the log-amplitude differences along time and frequency (``[B, F, T]`` each,
+        both floored alike), the sum of the two means: the derivatives phase-gradient integration reads."""
+        weight = real_amplitude / real_amplitude.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+        along_time = _weighted_mean((torch.diff(log_amplitude, dim=2) - torch.diff(real_log, dim=2)).abs(),
+                                    weight[..., 1:] * weight[..., :-1])
+        along_freq = _weighted_mean((torch.diff(log_amplitude, dim=1) - torch.diff(real_log, dim=1)).abs(),
+                                    weight[:, 1:] * weight[:, :-1])
+        return along_time + along_freq
 
     def retrieved_phase_loss(self, log_amplitude: torch.Tensor, phase: torch.Tensor, weight=None) -> torch.Tensor:
         """Weighted anti-wrapped distance of ``phase`` to the phase of the audio that ``retrieval_iterations`` of fast

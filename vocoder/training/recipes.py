@@ -52,6 +52,7 @@ DEFAULTS: Dict[str, Any] = {
         # phase 100 each, consistency and real/imaginary 20 / 45 with mel 45):
         "amplitude": 0.0,  # log-amplitude MSE of the predicted STFT
         "amplitude_floor": 1e-5,  # both log-amplitudes floored here (near-silent bins stop counting)
+        "amplitude_gradients": 0.0,  # log-amplitude differences along time and frequency (what PGHI integrates)
         "phase_ip": 0.0,  # anti-wrapped instantaneous phase
         "phase_gd": 0.0,  # anti-wrapped group delay
         "phase_iaf": 0.0,  # anti-wrapped instantaneous angular frequency

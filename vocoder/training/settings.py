@@ -21,7 +21,7 @@ __all__ = ["LossSettings", "OptimSettings", "DataSettings", "DiscriminatorSpec",
            "FOURIER_TERMS", "RECONSTRUCTION_TERMS", "generator_name_and_config", "as_training_recipe"]
 
 #: loss weights that need the generator's predicted STFT (vocoder.losses.fourier)
-FOURIER_TERMS = ("amplitude", "phase_ip", "phase_gd", "phase_iaf", "consistency", "real_imag", "phase_retrieved")
+FOURIER_TERMS = ("amplitude", "amplitude_gradients", "phase_ip", "phase_gd", "phase_iaf", "consistency", "real_imag", "phase_retrieved")
 #: loss weights of the generator's reconstruction terms (what a generator-only warm-up trains on)
 RECONSTRUCTION_TERMS = ("mel", "multiscale_mel", "stft_sc", "stft_mag") + FOURIER_TERMS
 _WEIGHTS = ("adv", "disc", "fm") + RECONSTRUCTION_TERMS
@@ -43,6 +43,7 @@ class LossSettings:
     stft_args: Mapping[str, Any]
     amplitude: float
     amplitude_floor: float
+    amplitude_gradients: float
     phase_ip: float
     phase_gd: float
     phase_iaf: float

@@ -19,7 +19,8 @@ derivatives of the bins beside them stay finite.
 - :func:`rtpghi`: frame by frame (Průša, Søndergaard, "Real-time spectrogram inversion using phase gradient heap
   integration", 2016). Frame ``n`` needs frame ``n + 1`` for the time derivative (one frame of lookahead) and the
   phase of frame ``n - 1``, which seeds the heap; the tolerance is relative to the larger of this and the previous
-  frame's maximum, so every quantity is known one frame after it arrives: it streams.
+  frame's maximum, so every quantity is known one frame after it arrives: it streams (:class:`RTPGHIStream`,
+  equal to :func:`rtpghi` bit for bit).
 
 The phases returned are in ``torch.stft``'s convention (relative to each frame's first sample), which
 :class:`~vocoder.nn.convnext.InverseSTFT` inverts: the centred phase plus ``pi m`` for bin ``m`` (the window's
@@ -38,7 +39,8 @@ import torch
 
 from ..kernels.dispatch import kernels_enabled
 
-__all__ = ["PHASE_METHODS", "HANN_LAMBDA", "hann_lambda", "phase_steps", "pghi", "rtpghi", "retrieve_phase"]
+__all__ = ["PHASE_METHODS", "HANN_LAMBDA", "hann_lambda", "phase_steps", "pghi", "rtpghi", "RTPGHIStream",
+           "retrieve_phase"]
 
 #: how a Fourier head's phase is obtained: its own prediction, or computed from its amplitude
 PHASE_METHODS = ("model", "pghi", "rtpghi")
@@ -129,41 +131,52 @@ def _pghi_heap(s: np.ndarray, time_step: np.ndarray, freq_step: np.ndarray, floo
     return phase
 
 
+def _rtpghi_frame(col: np.ndarray, prev_col: Optional[np.ndarray], previous: np.ndarray,
+                  prev_step: Optional[np.ndarray], time_step: np.ndarray, freq_step: np.ndarray, floor: float,
+                  reach: float) -> np.ndarray:
+    """One frame of RTPGHI's heap integration (window-centred phase ``[F]``): ``col`` its amplitude, ``prev_col``
+    / ``previous`` / ``prev_step`` the previous frame's amplitude, phase and time steps (``None`` for the first
+    frame), ``time_step`` / ``freq_step`` its own, ``floor`` / ``reach`` its tolerance and the maximum it is
+    relative to."""
+    F = col.shape[0]
+    done = col < floor if reach > 0 else np.ones(F, dtype=bool)
+    current = np.zeros(F)
+    # seeds: the previous frame's bins, by their amplitude (their phases are known)
+    heap = [(-prev_col[m], m, 0) for m in np.flatnonzero(~done)] if prev_col is not None else []
+    heapq.heapify(heap)
+    while True:
+        if not heap:
+            if done.all():
+                break
+            m = int(np.argmax(np.where(done, -1.0, col)))  # no path from the past: phase 0 for the loudest
+            done[m] = True
+            heapq.heappush(heap, (-col[m], m, 1))
+            continue
+        _, m, here = heapq.heappop(heap)
+        if not here:  # a previous-frame bin: integrate along time into this frame
+            if not done[m]:
+                current[m] = previous[m] + 0.5 * (prev_step[m] + time_step[m])
+                done[m] = True
+                heapq.heappush(heap, (-col[m], m, 1))
+            continue
+        for k in (m - 1, m + 1):
+            if 0 <= k < F and not done[k]:
+                current[k] = current[m] + (k - m) * 0.5 * (freq_step[m] + freq_step[k])
+                done[k] = True
+                heapq.heappush(heap, (-col[k], k, 1))
+    return current
+
+
 def _rtpghi_heap(s: np.ndarray, time_step: np.ndarray, freq_step: np.ndarray, floors: np.ndarray,
                  reach: np.ndarray) -> np.ndarray:
     """RTPGHI's frame-by-frame heap integration in Python (the reference ``cpu/phase_heap.cpp`` mirrors)."""
     F, T = s.shape
     phase = np.zeros((F, T))
-    previous = np.zeros(F)
     for n in range(T):
-        col = s[:, n]
-        done = col < floors[n] if reach[n] > 0 else np.ones(F, dtype=bool)
-        current = np.zeros(F)
-        # seeds: the previous frame's bins, by their amplitude (their phases are known)
-        heap = [(-s[m, n - 1], m, 0) for m in np.flatnonzero(~done)] if n > 0 else []
-        heapq.heapify(heap)
-        while True:
-            if not heap:
-                if done.all():
-                    break
-                m = int(np.argmax(np.where(done, -1.0, col)))  # no path from the past: phase 0 for the loudest
-                done[m] = True
-                heapq.heappush(heap, (-col[m], m, 1))
-                continue
-            _, m, here = heapq.heappop(heap)
-            if not here:  # a previous-frame bin: integrate along time into this frame
-                if not done[m]:
-                    current[m] = previous[m] + 0.5 * (time_step[m, n - 1] + time_step[m, n])
-                    done[m] = True
-                    heapq.heappush(heap, (-col[m], m, 1))
-                continue
-            for k in (m - 1, m + 1):
-                if 0 <= k < F and not done[k]:
-                    current[k] = current[m] + (k - m) * 0.5 * (freq_step[m, n] + freq_step[k, n])
-                    done[k] = True
-                    heapq.heappush(heap, (-col[k], k, 1))
-        phase[:, n] = current
-        previous = current
+        first = n == 0
+        phase[:, n] = _rtpghi_frame(s[:, n], None if first else s[:, n - 1], None if first else phase[:, n - 1],
+                                    None if first else time_step[:, n - 1], time_step[:, n], freq_step[:, n],
+                                    floors[n], reach[n])
     return phase
 
 
@@ -218,6 +231,68 @@ def _heap_extension(compiled: Optional[bool]):
         raise RuntimeError("the compiled PGHI heap integration is not available (build failed, or "
                            "VOCODER_KERNELS=0); scripts/build_kernels.py says why")
     return ext
+
+
+class RTPGHIStream:
+    """:func:`rtpghi` for a stream: ``push(amplitude [F, t])`` returns the phases ``[F, t']`` that are final (each
+    frame waits for the next one: the time derivative is centred), ``flush()`` the last frame's; all pieces together
+    equal ``rtpghi`` of the whole amplitude, bit for bit (tested), whatever the chunking.
+
+    State: the last two amplitude frames with their log-amplitudes, the last frame's time steps and phase, and
+    the last frame's maximum (the tolerance of a frame is relative to it and its predecessor).
+    """
+
+    def __init__(self, hop: int, n_fft: int, tolerance: float = DEFAULT_TOLERANCE, lam: Optional[float] = None):
+        self.hop, self.n_fft, self.tolerance, self.lam = int(hop), int(n_fft), float(tolerance), lam
+        self.reset()
+
+    def reset(self) -> None:
+        """Start a new utterance."""
+        self._frames: list = []       # [(amplitude [F], log [F], floor, reach)] not yet integrated, oldest first
+        self._prev = None             # (amplitude, log, time_step, phase) of the last integrated frame
+        self._prev_max = 0.0          # maximum of the last frame pushed
+
+    def _add(self, col: np.ndarray) -> None:
+        peak = float(col.max())
+        reach = max(peak, self._prev_max)
+        floor = self.tolerance * reach
+        self._frames.append((col, np.log(np.maximum(col, max(floor, 1e-300))), floor, reach))
+        self._prev_max = peak
+
+    def _integrate(self, next_log: Optional[np.ndarray]) -> np.ndarray:
+        """Phase (frame-start convention) of the oldest pending frame; ``next_log``: the following frame's log
+        (``None`` at the end: the edge is repeated, as :func:`rtpghi` pads)."""
+        col, logs, floor, reach = self._frames.pop(0)
+        before = self._prev[1] if self._prev is not None else logs
+        after = next_log if next_log is not None else logs
+        # the centred differences of phase_steps, with its edge rule
+        lam = hann_lambda(self.n_fft) if self.lam is None else self.lam
+        bins = np.arange(col.shape[0], dtype=np.float64)
+        dlog_dm = _gradient(logs[:, None], 0)[:, 0]
+        dlog_dn = (after - before) / 2
+        time_step = self.hop * (self.n_fft / lam * dlog_dm + 2 * math.pi * bins / self.n_fft)
+        freq_step = -(lam / self.n_fft) * dlog_dn / self.hop
+        prev = self._prev
+        phase = _rtpghi_frame(col, None if prev is None else prev[0], None if prev is None else prev[3],
+                              None if prev is None else prev[2], time_step, freq_step, floor, reach)
+        self._prev = (col, logs, time_step, phase)
+        return _to_frame_start(phase[:, None])[:, 0]
+
+    def push(self, amplitude) -> np.ndarray:
+        """Amplitude frames ``[F, t]`` in; the phases ``[F, t']`` now final out (``t' = t`` once running)."""
+        s = _as_numpy(amplitude)
+        out = []
+        for n in range(s.shape[1]):
+            self._add(s[:, n])
+            if len(self._frames) == 2:
+                out.append(self._integrate(self._frames[1][1]))
+        return np.stack(out, axis=1) if out else np.zeros((s.shape[0], 0))
+
+    def flush(self, n_bins: int) -> np.ndarray:
+        """The last frame's phase ``[F, 1]`` (``[F, 0]`` when nothing is pending); then :meth:`reset`."""
+        out = self._integrate(None)[:, None] if self._frames else np.zeros((n_bins, 0))
+        self.reset()
+        return out
 
 
 def retrieve_phase(amplitude: torch.Tensor, method: str, hop: int, n_fft: int,

@@ -348,6 +348,9 @@ def main(argv=None) -> int:
                     help="CPU hours of training so far (all phases); default: what the checkpoint counted "
                          "(runs count them since 2026-12-02: pass the total when the run is older)")
     ap.add_argument("--train-note", default=None, help="how the CPU hours were counted, for the card")
+    ap.add_argument("--step-offset", type=int, default=0,
+                    help="steps the checkpoint's run started from (a run begun with --init-generator counts from 0 "
+                         "again: pass the warm start's step so the card records the total)")
     ap.add_argument("--phase", default="GAN-free: amplitude, phase, consistency, mel and MR-STFT losses",
                     help="training phase, for the card")
     ap.add_argument("--corpus", default="data/corpus")
@@ -383,7 +386,7 @@ def main(argv=None) -> int:
         if full.suffix == ".ckpt":  # a training checkpoint: export it (weight norm folded) first
             full = export_inference_checkpoint(full, Path(tmp) / "export.pt", fold_weight_norm=True)
         pt = Path(tmp) / "default.pt"
-        half_checkpoint(full, pt, "default_22khz", args.train_hours, extra_meta={
+        half_checkpoint(full, pt, "default_22khz", args.train_hours, args.step_offset, extra_meta={
             "phase": args.phase, "source": "release"})
         voc = Vocoder.from_pretrained(str(pt))  # the weights as shipped (float16 storage)
         meta = {"name": "default_22khz", "generator": voc.generator_name, "parameters": voc.num_parameters()}
@@ -394,7 +397,7 @@ def main(argv=None) -> int:
         shipped = first_passing(scored, candidates) or candidates[0]
         reports = scored[setting_key(*shipped)]
         # the setting travels in the file: the same weights, the chosen phase in its meta
-        half_checkpoint(full, pt, "default_22khz", args.train_hours, extra_meta={
+        half_checkpoint(full, pt, "default_22khz", args.train_hours, args.step_offset, extra_meta={
             "phase": args.phase, "phase_method": shipped[0], "phase_iterations": shipped[1], "source": "release"})
         voc = Vocoder.from_pretrained(str(pt))
         assert (voc.phase, voc.phase_iterations) == shipped

@@ -122,3 +122,39 @@ def test_release_failures_include_the_better_pinv_floor(release):
     row["test"]["pinv_pghi"] = dict(row["test"]["pinv_pghi"], mstft=1.1)
     assert release.release_failures(row) == [
         "test: mstft <= the better pinv + PGHI / RTPGHI floor: model 1.200, floor 1.100"]
+
+
+def test_a_release_records_the_phase_setting_and_the_step_offset(release, tmp_path, monkeypatch):
+    """main() end to end with the scoring replaced: the file it writes holds the first passing candidate's phase
+    setting and the warm start's step added to the run's own."""
+    import torch
+
+    from vocoder import Vocoder
+    from vocoder.audio.mel import MelConfig
+    from vocoder.generators import build_generator
+    from vocoder.generators.vocos import VocosConfig
+
+    torch.manual_seed(0)
+    mel = MelConfig(sample_rate=22050, n_fft=1024, hop_length=256, win_length=1024, n_mels=80, fmin=0, fmax=8000)
+    voc = Vocoder(build_generator("vocos", VocosConfig(n_mels=80, dim=16, intermediate_dim=32, num_layers=1)), mel)
+    voc.save(tmp_path / "run.pt", meta={"gan_step": 500})
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "test.txt").write_text("wav/src/spk/a.wav\n")
+    good, bad = _row(1, 3.1, 2.7, 1.2, 1.46), _row(1, 2.4, 2.7, 1.2, 1.46)
+
+    def fake_scores(voc, splits, settings):
+        def report(row, split):
+            return {"mean": row[split], "systems": ["vocoder", "griffin_lim"], "n_clips": 1, "clips": []}
+        return {release.setting_key(*s): {split: report(good if s == ("rtpghi", 4) else bad, split)
+                                         for split in splits} for s in settings}
+
+    monkeypatch.setattr(release, "score_table", fake_scores)
+    monkeypatch.setattr(release, "speed", lambda voc, clips, settings: {release.setting_key(*s): 1.0 for s in settings})
+    out = tmp_path / "out"
+    assert release.main([str(tmp_path / "run.pt"), "--ship", "rtpghi:0", "rtpghi:4", "--table", "model:0",
+                         "--train-hours", "1.5", "--step-offset", "24000", "--corpus", str(tmp_path / "corpus"),
+                         "--out", str(out), "--threads", "1"]) == 0
+    shipped = Vocoder.from_pretrained(str(out / "default.pt"))
+    assert (shipped.phase, shipped.phase_iterations) == ("rtpghi", 4)
+    assert shipped.meta["gan_step"] == 24500
+    assert "24,500 steps" in (out / "MODEL_CARD.md").read_text()

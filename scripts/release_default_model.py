@@ -315,6 +315,11 @@ times real time on {last.get('speed_threads', 2)} threads, 10 s of speech, media
     atomic_write_bytes(text.encode("utf-8"), path)
 
 
+def card_meta(voc: Vocoder) -> dict:
+    """What the card says of the model itself: name, generator, parameter count."""
+    return {"name": "default_22khz", "generator": voc.generator_name, "parameters": voc.num_parameters()}
+
+
 def retime(out: Path, corpus: Path, corpus_rel: str, samples: Path, threads: int) -> int:
     """Time every phase setting of the last release in ``out`` again and rewrite its speeds and the card."""
     progress_path = out / "progress.json"
@@ -325,7 +330,7 @@ def retime(out: Path, corpus: Path, corpus_rel: str, samples: Path, threads: int
     row["speed_x_realtime"] = speed(voc, list_clips(samples), settings)
     row.update(speed_threads=threads, isa=cpu_isa())
     print(f"speed (x real time, {threads} threads, {row['isa']}): {row['speed_x_realtime']}")
-    meta = {"name": "default_22khz", "generator": voc.generator_name, "parameters": voc.num_parameters()}
+    meta = card_meta(voc)
     atomic_write_bytes((json.dumps(progress, indent=2) + "\n").encode("utf-8"), progress_path)
     write_card(out / "MODEL_CARD.md", meta, progress, test_subset(corpus, row["test_per_source"]), corpus_rel)
     return 0
@@ -389,7 +394,7 @@ def main(argv=None) -> int:
         half_checkpoint(full, pt, "default_22khz", args.train_hours, args.step_offset, extra_meta={
             "phase": args.phase, "source": "release"})
         voc = Vocoder.from_pretrained(str(pt))  # the weights as shipped (float16 storage)
-        meta = {"name": "default_22khz", "generator": voc.generator_name, "parameters": voc.num_parameters()}
+        meta = card_meta(voc)
         splits = {"samples": list_clips(args.samples), "test": test_files}
         scored = score_table(voc, splits, settings)
         speeds = speed(voc, splits["samples"], settings)

@@ -92,6 +92,12 @@ class Vocoder(nn.Module):
         self._phase = value
 
     @property
+    def offline_phase(self) -> bool:
+        """Whether offline decoding computes or refines the phase (:attr:`phase` not ``"model"``, or
+        :attr:`phase_iterations` > 0): an offline-only step, so :meth:`stream` (the plain decode) differs from it."""
+        return bool(self._phase_iterations) or self._phase != "model"
+
+    @property
     def phase_iterations(self) -> int:
         """Fast Griffin-Lim iterations applied to a Fourier head's phase in offline decoding (0: none)."""
         return self._phase_iterations
@@ -318,7 +324,7 @@ class Vocoder(nn.Module):
 
     def _generate(self, mel: torch.Tensor) -> torch.Tensor:
         """``[B, n_mels, T] -> float32 [B, T * hop]`` (the generator's own output checked against the contract)."""
-        if self._phase_iterations or self._phase != "model":
+        if self.offline_phase:
             out = self.generator.refined(mel, self._phase_iterations, phase=self._phase)
         else:
             out = self.generator(mel)
@@ -408,7 +414,7 @@ class Vocoder(nn.Module):
 
     def streaming_decode(self) -> str:
         """What :meth:`stream` computes, in words: the plain decode, and whether that differs from the offline one."""
-        if self._phase_iterations or self._phase != "model":
+        if self.offline_phase:
             return (f"plain decode: {self.phase_description()} is offline only; streams equal the offline decode "
                     f"with phase='model', phase_iterations=0")
         return "plain decode, equal to the offline decode"
@@ -424,7 +430,7 @@ class Vocoder(nn.Module):
         ``self(mel)`` with :attr:`phase_iterations` = 0. Phase refinement is offline (each iteration widens the
         receptive field by n_fft / hop - 1 frames both ways), so a model that refines offline streams without it
         and says so once in the log."""
-        if (self._phase_iterations or self._phase != "model") and not self.__dict__.get("_told_streaming_is_plain"):
+        if self.offline_phase and not self.__dict__.get("_told_streaming_is_plain"):
             log.info("streaming: %s", self.streaming_decode())
             self.__dict__["_told_streaming_is_plain"] = True
         return self._streamer().stream(mel_chunks)  # each chunk checked as it enters (StreamingVocoder.push)

@@ -111,6 +111,13 @@ def saved(tmp_path):
     return tmp_path / "m"
 
 
+def _forget_sha256(saved):
+    """Drop the recorded weights hash, so that the safetensors reader itself meets the damaged file."""
+    cfg = json.loads((saved / "config.json").read_text())
+    del cfg["weights"]["sha256"]
+    (saved / "config.json").write_text(json.dumps(cfg))
+
+
 def test_truncated_file_is_a_value_error(saved):
     weights = saved / "model.safetensors"
     data = weights.read_bytes()
@@ -118,9 +125,7 @@ def test_truncated_file_is_a_value_error(saved):
     with pytest.raises(ValueError, match="truncated or changed"):
         Vocoder.from_pretrained(saved)
     # without the recorded sha256 the safetensors reader itself refuses the short file
-    cfg = json.loads((saved / "config.json").read_text())
-    del cfg["weights"]["sha256"]
-    (saved / "config.json").write_text(json.dumps(cfg))
+    _forget_sha256(saved)
     with pytest.raises(ValueError, match="not a readable safetensors file"):
         Vocoder.from_pretrained(saved)
 
@@ -133,9 +138,7 @@ def test_tampered_file_is_a_value_error(saved):
     with pytest.raises(ValueError, match=r"sha256 .* does not match"):
         Vocoder.from_pretrained(saved)
     weights.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all" + bytes(data[24:]))
-    cfg = json.loads((saved / "config.json").read_text())
-    del cfg["weights"]["sha256"]
-    (saved / "config.json").write_text(json.dumps(cfg))
+    _forget_sha256(saved)
     with pytest.raises(ValueError, match="not a readable safetensors file"):
         Vocoder.from_pretrained(saved)
 

@@ -107,7 +107,7 @@ def run(args) -> int:
     app = create_app(voc, config)
     print(f"vocoder serve: {config.model_name or 'default model'} ({voc.sample_rate} Hz, hop {voc.hop_length}, "
           f"{voc.n_mels} mels) on http://{args.host}:{args.port}", file=sys.stderr)
-    if voc.phase_iterations or voc.phase != "model":
+    if voc.offline_phase:
         print(f"vocoder serve: /v1/synthesize decodes with {voc.phase_description()}; /v1/stream: "
               f"{voc.streaming_decode()}", file=sys.stderr)
     run_server(app, args.host, args.port, log_level="info" if args.verbose else "warning")

@@ -95,7 +95,7 @@ def run(args) -> int:
     vocoder = load_model(args)
     log.info("streaming %s: %d Hz, %d mels, hop %d, lookahead %d frames, output %s", vocoder.generator_name,
              vocoder.sample_rate, vocoder.n_mels, vocoder.hop_length, vocoder.lookahead_frames, args.format)
-    if vocoder.phase_iterations or vocoder.phase != "model":
+    if vocoder.offline_phase:
         print(f"vocoder stream: {vocoder.streaming_decode()}", file=sys.stderr)
     if args.input is not None:
         chunks = _npy_chunks(args.input, vocoder.n_mels, args.chunk_frames)

@@ -47,8 +47,8 @@ __all__ = ["list_clips", "evaluate", "summarize", "format_table", "write_json", 
 log = logging.getLogger(__name__)
 
 VOCODER, GRIFFIN_LIM, REFERENCE = "vocoder", "griffin_lim", "reference"
-_LABELS = {VOCODER: "vocoder", GRIFFIN_LIM: "Griffin-Lim", "pinv_rtpghi": "pinv + RTPGHI",
-           "pinv_pghi": "pinv + PGHI"}  # panel titles of the PNG
+_LABELS = {VOCODER: "vocoder", GRIFFIN_LIM: "Griffin-Lim",  # panel titles of the PNG
+           **{name: f"pinv + {method.upper()}" for name, method in PINV_FLOORS.items()}}
 _HIGHER = {**HIGHER_IS_BETTER, **_mos.HIGHER_IS_BETTER}
 _JSON_ONLY = ("dnsmos_sig", "dnsmos_bak")  # in the JSON, left out of the printed table
 

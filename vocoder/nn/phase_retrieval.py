@@ -265,13 +265,9 @@ class RTPGHIStream:
         col, logs, floor, reach = self._frames.pop(0)
         before = self._prev[1] if self._prev is not None else logs
         after = next_log if next_log is not None else logs
-        # the centred differences of phase_steps, with its edge rule
-        lam = hann_lambda(self.n_fft) if self.lam is None else self.lam
-        bins = np.arange(col.shape[0], dtype=np.float64)
-        dlog_dm = _gradient(logs[:, None], 0)[:, 0]
-        dlog_dn = (after - before) / 2
-        time_step = self.hop * (self.n_fft / lam * dlog_dm + 2 * math.pi * bins / self.n_fft)
-        freq_step = -(lam / self.n_fft) * dlog_dn / self.hop
+        # the offline steps of the middle frame of (before, this, after): the same centred differences, bit for bit
+        steps = phase_steps(np.stack([before, logs, after], axis=1), self.hop, self.n_fft, self.lam)
+        time_step, freq_step = steps[0][:, 1], steps[1][:, 1]
         prev = self._prev
         phase = _rtpghi_frame(col, None if prev is None else prev[0], None if prev is None else prev[3],
                               None if prev is None else prev[2], time_step, freq_step, floor, reach)

@@ -172,7 +172,7 @@ class StreamingVocoder:
     """
 
     def __init__(self, model: nn.Module, script: Union[str, bool] = "auto", mel_config: Optional[MelConfig] = None):
-        if getattr(model, "phase_iterations", 0) or getattr(model, "phase", "model") != "model":
+        if getattr(model, "offline_phase", False):
             # phase retrieval and refinement are offline here: stream the plain decode
             log.info("streaming a Vocoder whose offline phase is %s: the plain decode, equal to the offline one "
                      "with phase='model', phase_iterations=0", model.phase_description())

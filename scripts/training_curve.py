@@ -3,7 +3,7 @@
 
     python scripts/training_curve.py LABEL=runs/x/snap_15min.ckpt LABEL2=runs/x/checkpoints/last.ckpt ... \
         [--corpus data/corpus] [--test-per-source 3] [--samples samples] [--json curve.json] [--threads 2] \
-        [--phase-iterations 0 16]
+        [--phase-iterations 0 16] [--html DIR]
 
 Each checkpoint (a Lightning ``.ckpt`` or our ``.pt``) is scored with ``vocoder.evaluation.evaluate`` on
 ``samples/`` and on the release script's fixed subset of the corpus test split (voices never trained on), with
@@ -11,6 +11,9 @@ the listener-facing metrics first: DistillMOS, DNSMOS OVRL, M-STFT, periodicity 
 Griffin-Lim (32 iterations) on the same mels and the reference clips' MOS are scored with the first checkpoint.
 ``--phase-iterations`` scores each checkpoint once per count of phase-refinement iterations (Fourier heads).
 Prints a Markdown table (the one in ``recipes/warm_start/README.md``) and the gate's verdict for each row.
+``--html DIR`` also writes the listening page of ``vocoder eval --html`` for the checkpoints (DIR/index.html), one
+section per split: curve plots of every metric against training steps and CPU-hours, the means, and per clip every
+checkpoint's audio, mel spectrograms and metrics beside the reference and Griffin-Lim.
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from release_default_model import test_subset  # noqa: E402  (the release's fixed held-out subset)
 
 from vocoder.evaluation.gate import gate_failures  # noqa: E402
+from vocoder.evaluation.html_report import ClipAudio, CurvePoint, Entry, Section, write_curves, write_html  # noqa: E402
 from vocoder.evaluation.report import evaluate, list_clips  # noqa: E402
 from vocoder.inference import Vocoder  # noqa: E402
 
@@ -64,9 +68,12 @@ def main(argv=None) -> int:
     ap.add_argument("--phase-iterations", type=int, nargs="+", default=[0], metavar="K",
                     help="score each checkpoint with each K fast Griffin-Lim iterations from its phase (default: 0)")
     add_split_arguments(ap, "also write every report's means (and per-clip metrics) here")
+    ap.add_argument("--html", default=None, metavar="DIR",
+                    help="also write the listening page here (DIR/index.html): curves, means, every clip's audio")
     args = ap.parse_args(argv)
     splits = splits_from_arguments(args)
     rows, floors = [], {}
+    pages = {split: [] for split in splits}  # --html: (row, report, its audio) per split
     for item in args.checkpoints:
         label, _, path = item.rpartition("=")
         label = label or Path(path).stem
@@ -78,7 +85,10 @@ def main(argv=None) -> int:
                    "cpu_hours": voc.meta.get("cpu_hours")}
             for split, data in splits.items():
                 first = split not in floors
-                report = evaluate(voc, data, griffin_lim_floor=first, mos=True)
+                audio = ClipAudio() if args.html else None
+                report = evaluate(voc, data, griffin_lim_floor=first, mos=True, audio_sink=audio)
+                if args.html:
+                    pages[split].append(Entry(report, audio, label=row["label"]))
                 if first:
                     floors[split] = {"griffin_lim": report["mean"]["griffin_lim"],
                                      "reference": report["mean"]["reference"]}
@@ -100,7 +110,23 @@ def main(argv=None) -> int:
     print("\n".join(lines))
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "floors": floors}, indent=2) + "\n")
+    if args.html:
+        print(f"listening page: {write_page(args.html, rows, floors, pages)}")
     return 0
+
+
+def write_page(out_dir, rows: list, floors: dict, pages: dict) -> Path:
+    """The listening page of the rows: per split, a curve per metric (a line per phase-iteration count; Griffin-Lim
+    and the reference dashed), then the checkpoints compared clip by clip."""
+    sections = []
+    for split, entries in pages.items():
+        points = [CurvePoint(f"{r['phase_iterations']} phase iterations", r["gan_step"], r["cpu_hours"], r[split])
+                  for r in rows]
+        levels = {"Griffin-Lim": floors[split]["griffin_lim"], "reference clips": floors[split]["reference"]}
+        curves = write_curves(out_dir, points, entries[0].report["metrics"], levels, prefix=f"{split}-")
+        sections.append(Section(entries, title=f"{split} ({entries[0].report['n_clips']} clips)", curves=curves,
+                                key=split))
+    return write_html(out_dir, sections, title="training curve: " + ", ".join(r["label"] for r in rows))
 
 
 if __name__ == "__main__":

@@ -35,11 +35,13 @@ def hub_options(args: argparse.Namespace) -> dict:
 
 def add_model_arguments(p: argparse.ArgumentParser, device: bool = True, random_init: bool = True,
                         device_help: str = "cpu, cuda, cuda:1, ... (default: cpu)",
-                        phase_iterations: bool = False) -> None:
+                        phase_iterations: bool = False, several_models: bool = False) -> None:
     """``--model/-m``, ``--config``, the Hub's ``--revision`` / ``--cache-dir`` / ``--local-files-only``, and
-    optionally ``--device`` with ``--dtype``, ``--random-init`` and ``--phase-iterations``."""
-    p.add_argument("--model", "-m", default=None,
-                   help=MODEL_HELP + ("; a preset name with --random-init" if random_init else ""))
+    optionally ``--device`` with ``--dtype``, ``--random-init`` and ``--phase-iterations``. With
+    ``several_models``, ``--model`` may be repeated: ``args.model`` is then a list (``None`` when not given)."""
+    p.add_argument("--model", "-m", default=None, action="append" if several_models else "store",
+                   help=MODEL_HELP + ("; a preset name with --random-init" if random_init else "")
+                   + ("; repeat it to compare models" if several_models else ""))
     p.add_argument("--config", default=None, help="official config.json (config.yml / config.yaml) when it is not "
                                                   "next to the model file")
     add_hub_arguments(p)

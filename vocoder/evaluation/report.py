@@ -29,7 +29,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -122,7 +122,8 @@ def _synthesize(vocoder, mel: torch.Tensor) -> torch.Tensor:
 def evaluate(vocoder, data, max_clips: Optional[int] = None, griffin_lim_floor: bool = True,
              png_path: Union[str, os.PathLike, None] = None, gl_iters: int = 32,
              crepe_model: str = "tiny", mos: bool = True, fail_fast: bool = False,
-             pinv_floors: bool = False) -> Dict[str, Any]:
+             pinv_floors: bool = False,
+             audio_sink: Optional[Callable[[Path, Dict[str, torch.Tensor]], None]] = None) -> Dict[str, Any]:
     """Copy-synthesis evaluation of ``vocoder`` on ``data``.
 
     Args:
@@ -138,6 +139,9 @@ def evaluate(vocoder, data, max_clips: Optional[int] = None, griffin_lim_floor: 
         mos: also score every output and the original clip (the "reference") with DistillMOS and DNSMOS.
         fail_fast: raise at the first clip that fails instead of listing it under "skipped" (a clip fails when
             it is unreadable, too short, or the model makes NaN / inf audio of it).
+        audio_sink: called once per evaluated clip (not for skipped ones), in report order, with the clip's path and
+            its audio, ``{"reference": the clip at the model's rate, system: output}`` (CPU float32 ``[T]``), e.g. a
+            :class:`.html_report.ClipAudio` for the listening page; the report is the same with or without it.
     Returns:
         the report dict described in the module docstring.
     """
@@ -191,6 +195,8 @@ def evaluate(vocoder, data, max_clips: Optional[int] = None, griffin_lim_floor: 
         if mos:
             metrics[REFERENCE] = {k: _clean(v) for k, v in _mos.mos_scores(ref, sr).items()}
         clips.append({"file": str(path), "duration_s": round(ref.numel() / sr, 4), "metrics": metrics})
+        if audio_sink is not None:
+            audio_sink(path, {REFERENCE: ref, **outputs})
         log.info("[%d/%d] %s: %s", i + 1, len(files), path.name,
                  ", ".join(f"{s} pesq={metrics[s]['pesq']}" for s in systems)
                  + (f", distillmos reference={metrics[REFERENCE]['distillmos']} "

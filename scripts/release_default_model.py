@@ -217,6 +217,12 @@ def write_card(path: Path, meta: dict, progress: List[dict], test_files: List[Pa
     k = int(last.get("phase_iterations", 0))
     method = last.get("phase_method", "model")
     shipped = setting_key(method, k)
+    stream_text = ("Streaming (`stream`, `vocoder stream`, `WS /v1/stream`) takes RTPGHI's phase from the streamed "
+                   "amplitude (one frame more of lookahead) without the iterations, which are offline only: what a "
+                   "stream sounds like is the `rtpghi+0` row of the phase table below (equal to the offline rtpghi+0 "
+                   "decode to 1e-4 of the peak)" if method in ("pghi", "rtpghi") else
+                   "Streaming (`stream`, `vocoder stream`, `WS /v1/stream`) runs the plain decode: refinement is "
+                   "offline only, and what a stream sounds like is the `model+0` row of the phase table below")
     phase_text = {"model": "the network's predicted phase", "pghi": "PGHI (whole utterance) from the predicted amplitude",
                   "rtpghi": "RTPGHI (frame by frame, one frame of lookahead) from the predicted amplitude"}[method]
     rows = []
@@ -253,7 +259,7 @@ this file (`vocoder/pretrained/default.pt`). Released {last['date'][:10]} by `sc
 |---|---|
 | input | log-mel (natural log, clamp 1e-5): 22050 Hz, 80 bands, n_fft 1024, hop 256, window 1024, fmin 0, fmax 8000 — the convention most TTS acoustic models output (BigVGAN / HiFi-GAN front end, equal to `bigvgan.meldataset`) |
 | generator | {meta['generator']} ({meta['parameters']:,} parameters, weight norm folded, stored in float16, runs in float32) |
-| phase | {phase_text}, then K = {k} fast Griffin-Lim iterations (`phase_method` and `phase_iterations` in the file's meta; `from_pretrained(phase="model", phase_iterations=0)` or `--phase model --phase-iterations 0` decode with the network's own phase). Streaming (`stream`, `vocoder stream`, `WS /v1/stream`) runs that plain decode: retrieval and refinement are offline here, and what a stream sounds like is the `model+0` row of the phase table below |
+| phase | {phase_text}, then K = {k} fast Griffin-Lim iterations (`phase_method` and `phase_iterations` in the file's meta; `from_pretrained(phase="model", phase_iterations=0)` or `--phase model --phase-iterations 0` decode with the network's own phase). {stream_text} |
 | recipe | `recipes/default_22khz.yaml` (GAN-free: mel, MR-STFT, log-amplitude, phase and consistency losses) |
 | training | {last['gan_step']:,} steps, {last['train_hours']:.1f} CPU-hours (2 cores; {last.get('train_note') or 'counted by the run'}); phase: {last['phase']} |
 | data | `recipes/data/build_corpus.py`: about 4.2 hours of speech from 5 Debian packages (fillets-ng-data-cs/-nl GPL-2, klettres-data and ktuberling-data GPL-2+, hedgewars-data GFDL-1.3), Czech / Dutch / English and ~20 other languages; see `recipes/data/README.md` |
@@ -302,8 +308,8 @@ times real time on {last.get('speed_threads', 2)} threads, 10 s of speech, media
 ## Limits
 
 - Trained on a few CPU-hours, far from the 1-5 M GPU steps of published checkpoints.
-- The phase is the weak part: the plain decode (K = 0, and every stream) loses clearly to the refined one on the
-  MOS predictors; with the clip's own phase the model's amplitude scores like the reference clips
+- The network's own phase is the weak part: its plain decode (`model+0`) loses clearly to the phase computed from
+  its amplitude on the MOS predictors; with the clip's own phase the model's amplitude scores like the reference clips
   (`scripts/phase_oracle.py`). Voicing errors remain (misses and false voicings both; V/UV F1 is below
   Griffin-Lim's on some clips: see the table above).
 - The training speech is low-bitrate game dialogue and short amateur recordings (little energy above ~4 kHz in

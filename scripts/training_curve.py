@@ -3,13 +3,14 @@
 
     python scripts/training_curve.py LABEL=runs/x/snap_15min.ckpt LABEL2=runs/x/checkpoints/last.ckpt ... \
         [--corpus data/corpus] [--test-per-source 3] [--samples samples] [--json curve.json] [--threads 2] \
-        [--phase-iterations 0 16] [--html DIR]
+        [--phase model|pghi|rtpghi] [--phase-iterations 0 16] [--html DIR]
 
 Each checkpoint (a Lightning ``.ckpt`` or our ``.pt``) is scored with ``vocoder.evaluation.evaluate`` on
 ``samples/`` and on the release script's fixed subset of the corpus test split (voices never trained on), with
 the listener-facing metrics first: DistillMOS, DNSMOS OVRL, M-STFT, periodicity error, V/UV F1, then PESQ.
 Griffin-Lim (32 iterations) on the same mels and the reference clips' MOS are scored with the first checkpoint.
-``--phase-iterations`` scores each checkpoint once per count of phase-refinement iterations (Fourier heads).
+``--phase`` decodes every checkpoint with that phase (Fourier heads: the network's own, default; or PGHI / RTPGHI
+from its amplitude), ``--phase-iterations`` scores each checkpoint once per count of phase-refinement iterations.
 Prints a Markdown table (the one in ``recipes/warm_start/README.md``) and the gate's verdict for each row.
 ``--html DIR`` also writes the listening page of ``vocoder eval --html`` for the checkpoints (DIR/index.html), one
 section per split: curve plots of every metric against training steps and CPU-hours, the means, and per clip every
@@ -67,6 +68,8 @@ def main(argv=None) -> int:
     ap.add_argument("checkpoints", nargs="+", metavar="LABEL=PATH")
     ap.add_argument("--phase-iterations", type=int, nargs="+", default=[0], metavar="K",
                     help="score each checkpoint with each K fast Griffin-Lim iterations from its phase (default: 0)")
+    ap.add_argument("--phase", choices=("model", "pghi", "rtpghi"), default="model",
+                    help="decode every checkpoint with this phase (default: the network's own)")
     add_split_arguments(ap, "also write every report's means (and per-clip metrics) here")
     ap.add_argument("--html", default=None, metavar="DIR",
                     help="also write the listening page here (DIR/index.html): curves, means, every clip's audio")
@@ -77,10 +80,13 @@ def main(argv=None) -> int:
     for item in args.checkpoints:
         label, _, path = item.rpartition("=")
         label = label or Path(path).stem
-        voc = Vocoder.from_pretrained(path)  # a Lightning .ckpt of `vocoder train` or our .pt
+        # a Lightning .ckpt of `vocoder train` or our .pt, decoded with --phase (not the phase its meta names)
+        voc = Vocoder.from_pretrained(path, phase=args.phase)
         for iterations in args.phase_iterations:
             voc.phase_iterations = iterations
-            row = {"label": label + (f" + {iterations} phase it." if iterations else ""), "path": path,
+            setting = ("" if args.phase == "model" else f" ({args.phase})") + (
+                f" + {iterations} phase it." if iterations else "")
+            row = {"label": label + setting, "path": path, "phase": args.phase,
                    "phase_iterations": iterations, "gan_step": int(voc.meta.get("gan_step", 0)),
                    "cpu_hours": voc.meta.get("cpu_hours")}
             for split, data in splits.items():

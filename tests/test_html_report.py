@@ -218,6 +218,30 @@ def test_training_curve_html(clips, tmp_path, monkeypatch, capsys):
     assert "<td>early</td>" in html and "<td>late</td>" in html
 
 
+
+def test_training_curve_decodes_with_the_phase_asked(clips, tmp_path, monkeypatch, capsys):
+    """``--phase rtpghi``: every checkpoint decoded with RTPGHI's phase (not its own), said in the label and JSON."""
+    from vocoder.checkpoints import save_checkpoint
+    from vocoder.generators.registry import build_generator
+
+    monkeypatch.setattr(mos_module, "mos_scores", fake_mos)
+    monkeypatch.setattr(mos_module, "require", lambda: None)
+    mel = MelConfig(sample_rate=16000, n_fft=256, hop_length=64, win_length=256, n_mels=32, fmin=0.0, fmax=8000.0)
+    torch.manual_seed(0)
+    gen = build_generator("vocos", {"n_mels": 32, "dim": 16, "intermediate_dim": 24, "num_layers": 1, "n_fft": 256,
+                                    "hop_length": 64, "padding": "same", "sample_rate": 16000, "fmax": 8000.0})
+    save_checkpoint(tmp_path / "v.pt", gen, mel, meta={"gan_step": 7, "cpu_hours": 0.1})
+    curve = load_script(REPO / "scripts" / "training_curve.py")
+    rows = {}
+    for phase in ("model", "rtpghi"):
+        rc = curve.main([f"v={tmp_path / 'v.pt'}", "--samples", str(clips), "--corpus", str(tmp_path / "none"),
+                         "--phase", phase, "--json", str(tmp_path / f"{phase}.json")])
+        assert rc == 0
+        rows[phase] = json.loads((tmp_path / f"{phase}.json").read_text())["rows"][0]
+    assert "| v (rtpghi) | 7 | 0.10 |" in capsys.readouterr().out
+    assert rows["rtpghi"]["phase"] == "rtpghi" and rows["model"]["label"] == "v"
+    assert rows["rtpghi"]["samples"]["mstft"] != rows["model"]["samples"]["mstft"]  # another decode
+
 # --- the page as a person sees it: headless Chromium over the DevTools protocol --------------------------------
 
 def _chromium():

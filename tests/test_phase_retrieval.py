@@ -116,15 +116,19 @@ def test_vocoder_phase_setting_decodes_stores_and_refuses(tmp_path):
         amp = torch.exp(log_amp.float()).clip(max=1e2)
         expected = gen.head.istft(torch.polar(amp, retrieve_phase(amp, "rtpghi", 256, 1024)))[0]
     assert torch.allclose(retrieved, expected, atol=1e-5) and not torch.allclose(retrieved, plain, atol=1e-3)
-    assert voc.describe()["phase"] == "rtpghi" and "offline only" in voc.describe()["streaming"]
+    assert voc.describe()["phase"] == "rtpghi" and voc.describe()["streaming"].startswith("RTPGHI phase")
     voc.phase_iterations = 2
+    assert "Griffin-Lim iterations, which are offline only" in voc.describe()["streaming"]
     voc.save(tmp_path / "m.pt")
     loaded = Vocoder.from_pretrained(str(tmp_path / "m.pt"))
     assert (loaded.phase, loaded.phase_iterations) == ("rtpghi", 2)
     assert torch.allclose(loaded(mel), voc(mel), atol=1e-5)
     assert Vocoder.from_pretrained(str(tmp_path / "m.pt"), phase="model").phase == "model"
     streamed = torch.cat(list(loaded.stream([mel[:, :9], mel[:, 9:]])))
-    assert torch.allclose(streamed, plain, atol=1e-4)  # streams decode with the model's phase
+    rtpghi_0 = Vocoder.from_pretrained(str(tmp_path / "m.pt"), phase_iterations=0)(mel)
+    assert torch.allclose(streamed, rtpghi_0, atol=1e-4)  # streams take RTPGHI's phase, without the iterations
+    plain_stream = Vocoder.from_pretrained(str(tmp_path / "m.pt"), phase="model").stream([mel[:, :9], mel[:, 9:]])
+    assert torch.allclose(torch.cat(list(plain_stream)), plain, atol=1e-4)
     with pytest.raises(ValueError, match="phase must be one of"):
         voc.phase = "griffin_lim"
     with pytest.raises(ValueError, match="Fourier-head"):
@@ -166,21 +170,23 @@ def test_compiled_heap_integration_equals_the_python_reference(method):
             method(s, 256, 1024, compiled=True)
 
 
-@pytest.mark.parametrize("chunks", [[1] * 30, [7, 1, 13, 9], [30], [2, 28]])
-def test_rtpghi_stream_equals_rtpghi_offline_bit_for_bit(chunks):
+@pytest.mark.parametrize("compiled", [None, False])
+@pytest.mark.parametrize("chunks", [[1] * 30, [7, 1, 13, 9], [30], [2, 28], [0, 3, 0, 27]])
+def test_rtpghi_stream_equals_rtpghi_offline_bit_for_bit(chunks, compiled):
+    """The compiled heap (seeded with the last integrated frame of the previous push) and the Python reference."""
     from vocoder.nn.phase_retrieval import RTPGHIStream
 
     s = _smooth_spectrogram(T=30, seed=2)
     s[:, 12:15] *= 1e-7   # near-silence: per-frame tolerances, new islands
     s[:, 20] = 0.0        # a silent frame
     offline = rtpghi(s, 256, 1024)
-    stream, pieces, start = RTPGHIStream(256, 1024), [], 0
+    stream, pieces, start = RTPGHIStream(256, 1024, compiled=compiled), [], 0
     for n in chunks:
         pieces.append(stream.push(s[:, start:start + n]))
         start += n
     pieces.append(stream.flush(s.shape[0]))
     streamed = np.concatenate(pieces, axis=1)
-    assert pieces[0].shape[1] == chunks[0] - 1  # one frame behind: each waits for the next
+    assert pieces[0].shape[1] == max(chunks[0] - 1, 0)  # one frame behind: each waits for the next
     assert sum(p.shape[1] for p in pieces[:-1]) == s.shape[1] - 1 and pieces[-1].shape[1] == 1
     np.testing.assert_array_equal(streamed, offline)
     # reset between utterances: a second one streams as if alone

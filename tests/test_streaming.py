@@ -862,3 +862,90 @@ def test_vocos_equality_check_catches_a_wrong_overlap_add(key, monkeypatch):
     assert y.shape == ref.shape
     assert (y[..., :-tail] - ref[..., :-tail]).abs().max().item() <= TOL
     assert (y[..., -tail:] - ref[..., -tail:]).abs().max().item() > 100 * TOL
+
+
+# ------------------------------------------------------------------------------------------- RTPGHI phase in streams
+def _offline_rtpghi(g: nn.Module, mel: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return g.refined(mel, 0, phase="rtpghi")[:, 0]
+
+
+# The streamed network's amplitude equals the whole utterance's to float rounding, not bit for bit (the convs and
+# matmuls are blocked by the number of frames), and RTPGHI's heap can order two bins whose amplitudes tie to
+# rounding the other way, which moves the phase of the bins integrated from them. Measured with these tiny random
+# networks: at most 5.3e-7 of the peak (5 mels per network, every chunking below); with the shipped model on a clip
+# of samples/, 1.6e-5 (7-frame chunks).
+RTPGHI_TOL = 1e-4
+
+
+@pytest.mark.parametrize("key", ["vocos_same_prior_atan2", "vocos_center", "vocos_same_prior_mel_input"])
+def test_rtpghi_stream_equals_the_offline_rtpghi_decode(key):
+    """``phase="rtpghi"``: every chunking (a batch of 2) gives the offline ``refined(mel, 0, phase="rtpghi")`` to
+    :data:`RTPGHI_TOL` of its peak, and differs from the plain decode (the phase is RTPGHI's, not the network's);
+    the lookahead is one frame more than the plain stream's, and the audio waits no longer than that."""
+    g = make_generator(key)
+    plain, sv = StreamingVocoder(g, script=False), StreamingVocoder(g, phase="rtpghi")
+    assert sv.lookahead_frames == plain.lookahead_frames + 1 and sv.scripted is None
+    T = 41
+    mel = random_mel(key, 2, N_MELS, T, generator=torch.Generator().manual_seed(11))
+    ref = _offline_rtpghi(g, mel)
+    peak = ref.abs().max().item()
+    assert (offline(g, mel) - ref).abs().max().item() > 0.05 * peak  # a different phase, audibly
+    rng = random.Random(7)
+    for chunks in ([1] * T, [4] * 11, random_chunks(T, rng), [T]):
+        y = stream_all(sv, mel, chunks)
+        assert y.shape == ref.shape, chunks
+        assert (y - ref).abs().max().item() <= RTPGHI_TOL * peak, chunks
+    L, hop = sv.lookahead_frames, g.hop_length
+    out = 0
+    for t in range(T):
+        out += sv.push(mel[..., t:t + 1]).shape[-1]
+        assert out >= max(0, t + 1 - L) * hop, t
+    sv.flush()
+
+
+def test_rtpghi_push_together_equals_each_stream_alone():
+    """Decoders with the RTPGHI phase batch their network calls and keep one phase integration per item."""
+    key = "vocos_same_prior_atan2"
+    g = make_generator(key)
+    mels = [random_mel(key, N_MELS, 23, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    alone = [stream_all(StreamingVocoder(g, phase="rtpghi"), m, [5] * 5) for m in mels]
+    decoders = [StreamingVocoder(g, phase="rtpghi") for _ in mels]
+    outs, stats = [[] for _ in mels], {}
+    for a in range(0, 23, 5):
+        for o, y in zip(outs, push_together(decoders, [m[:, a:a + 5] for m in mels], stats=stats)):
+            o.append(y)
+        assert stats["calls"] == 1
+    together = [torch.cat(o + [d.flush()]) for o, d in zip(outs, decoders)]
+    for x, y in zip(together, alone):
+        assert x.shape == y.shape and (x - y).abs().max().item() <= 1e-6
+    # a plain decoder of the same model never joins an RTPGHI group
+    mixed = [StreamingVocoder(g, phase="rtpghi"), StreamingVocoder(g, script=False)]
+    push_together(mixed, [mels[0][:, :5], mels[1][:, :5]], stats=stats)
+    assert stats["calls"] == 2
+
+
+def test_rtpghi_phase_choice_follows_the_vocoder_and_needs_a_fourier_head():
+    from vocoder.generators.registry import get_preset
+    from vocoder.inference import Vocoder
+    from vocoder.streaming import stream_phase
+
+    torch.manual_seed(0)
+    voc = Vocoder(build_generator("vocos_22khz_80band_small"), get_preset("vocos_22khz_80band_small").mel)
+    assert stream_phase(voc) == "model" and voc.lookahead_frames == 23
+    mel = torch.randn(80, 30) - 4.0
+    for phase, iterations in (("rtpghi", 0), ("pghi", 3)):
+        voc.phase, voc.phase_iterations = phase, iterations
+        assert stream_phase(voc) == "rtpghi" and voc.lookahead_frames == 24
+        assert "RTPGHI" in voc.streaming_decode()
+        y = torch.cat(list(voc.stream(mel[:, i:i + 6] for i in range(0, 30, 6))))
+        ref = Vocoder(voc.generator, voc.mel_config, phase="rtpghi", phase_iterations=0)(mel)
+        assert y.shape == ref.shape and (y - ref).abs().max().item() <= RTPGHI_TOL * ref.abs().max().item()
+    voc.phase, voc.phase_iterations = "model", 0
+    y = torch.cat(list(voc.stream(mel[:, i:i + 6] for i in range(0, 30, 6))))
+    assert (y - voc(mel)).abs().max().item() <= TOL  # the streamer was rebuilt for the plain phase
+    assert StreamingVocoder(voc, phase="rtpghi").phase == "rtpghi"
+    with pytest.raises(ValueError, match="Fourier-head"):
+        StreamingVocoder(make_generator("hifigan_rb1"), phase="rtpghi")
+    with pytest.raises(ValueError, match="phase must be one of"):
+        StreamingVocoder(make_generator("hifigan_rb1"), phase="pghi")

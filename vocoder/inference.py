@@ -25,7 +25,7 @@ from .checkpoints import load_checkpoint, save_checkpoint
 from .generators.registry import build_generator, check_generator_fits_mel, get_preset, preset_names
 from .nn.phase_retrieval import PHASE_METHODS
 from .nn.weight_normalization import fold_weight_norm as fold_weights  # the name is taken by the argument
-from .streaming import StreamingVocoder, build_streaming_generator
+from .streaming import StreamingVocoder, build_streaming_generator, stream_phase
 
 __all__ = ["Vocoder", "DEFAULT_MODEL_PATH"]
 
@@ -389,7 +389,7 @@ class Vocoder(nn.Module):
         # in-place write bumps a tensor's version counter.
         sv = self._cached_streamer()
         if sv is None:
-            sv = StreamingVocoder(self.generator, mel_config=self._mel_config)
+            sv = StreamingVocoder(self.generator, mel_config=self._mel_config, phase=stream_phase(self))
             self.__dict__["_streaming"] = (self._weights_key(), sv)
         return sv
 
@@ -397,23 +397,32 @@ class Vocoder(nn.Module):
         return tuple((t.data_ptr(), t._version) for t in self.generator.state_dict(keep_vars=True).values())
 
     def _cached_streamer(self):
-        """The cached streamer if it was built from this generator with these very weights, else ``None``."""
+        """The cached streamer if it was built from this generator with these very weights and the phase this
+        Vocoder streams with, else ``None``."""
         cached = self.__dict__.get("_streaming")
-        if cached is not None and cached[1].generator is self.generator and cached[0] == self._weights_key():
+        if (cached is not None and cached[1].generator is self.generator and cached[1].phase == stream_phase(self)
+                and cached[0] == self._weights_key()):
             return cached[1]
         return None
 
     @property
     def lookahead_frames(self) -> int:
-        """Future mel frames streaming waits for before a frame's audio is final (the right receptive field)."""
+        """Future mel frames streaming waits for before a frame's audio is final (the right receptive field, and
+        one frame more when streams take RTPGHI's phase)."""
         sv = self._cached_streamer()
         if sv is not None:
             return sv.lookahead_frames
         # The architecture alone decides it: an eager streaming network answers without the TorchScript build.
-        return build_streaming_generator(self.generator).lookahead_frames
+        return build_streaming_generator(self.generator).lookahead_frames + (stream_phase(self) == "rtpghi")
 
     def streaming_decode(self) -> str:
-        """What :meth:`stream` computes, in words: the plain decode, and whether that differs from the offline one."""
+        """What :meth:`stream` computes, in words, and how it relates to the offline decode."""
+        if stream_phase(self) == "rtpghi":
+            extra = (f"; the offline decode adds {self._phase_iterations} Griffin-Lim iterations, which are offline "
+                     f"only" if self._phase_iterations else "")
+            pghi = "; PGHI needs the whole utterance" if self._phase == "pghi" else ""
+            return (f"RTPGHI phase from the streamed amplitude (one frame more of lookahead), equal to the offline "
+                    f"decode with phase='rtpghi', phase_iterations=0{pghi}{extra}")
         if self.offline_phase:
             return (f"plain decode: {self.phase_description()} is offline only; streams equal the offline decode "
                     f"with phase='model', phase_iterations=0")
@@ -426,10 +435,10 @@ class Vocoder(nn.Module):
 
     def stream(self, mel_chunks):
         """Streaming decode: iterate over ``[n_mels, t]`` (or ``[B, n_mels, t]``) chunks, yield float32 audio
-        (``[samples]`` / ``[B, samples]``) as soon as it is final; all pieces together equal the plain decode,
-        ``self(mel)`` with :attr:`phase_iterations` = 0. Phase refinement is offline (each iteration widens the
-        receptive field by n_fft / hop - 1 frames both ways), so a model that refines offline streams without it
-        and says so once in the log."""
+        (``[samples]`` / ``[B, samples]``) as soon as it is final; all pieces together equal ``self(mel)`` with
+        :attr:`phase_iterations` = 0 and, for ``phase="pghi"``, ``phase="rtpghi"`` (:meth:`streaming_decode` says
+        which, in words). Phase refinement is offline (each iteration widens the receptive field by n_fft / hop - 1
+        frames both ways), so a model that refines offline streams without it and says so once in the log."""
         if self.offline_phase and not self.__dict__.get("_told_streaming_is_plain"):
             log.info("streaming: %s", self.streaming_decode())
             self.__dict__["_told_streaming_is_plain"] = True

@@ -180,6 +180,9 @@ def _rtpghi_heap(s: np.ndarray, time_step: np.ndarray, freq_step: np.ndarray, fl
     return phase
 
 
+_NO_PREVIOUS = torch.zeros(0, dtype=torch.float64)  # rtpghi_integrate: frame 0 is the first
+
+
 def _f64(*arrays):
     return [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)) for a in arrays]
 
@@ -220,7 +223,7 @@ def rtpghi(amplitude, hop: int, n_fft: int, tolerance: float = DEFAULT_TOLERANCE
     ext = _heap_extension(compiled)
     if ext is None:
         return _to_frame_start(_rtpghi_heap(s, time_step, freq_step, floors, reach))
-    return _to_frame_start(ext.rtpghi_integrate(*_f64(s, time_step, freq_step, floors, reach)).numpy())
+    return _to_frame_start(ext.rtpghi_integrate(*_f64(s, time_step, freq_step, floors, reach), _NO_PREVIOUS).numpy())
 
 
 def _heap_extension(compiled: Optional[bool]):
@@ -236,57 +239,81 @@ def _heap_extension(compiled: Optional[bool]):
 class RTPGHIStream:
     """:func:`rtpghi` for a stream: ``push(amplitude [F, t])`` returns the phases ``[F, t']`` that are final (each
     frame waits for the next one: the time derivative is centred), ``flush()`` the last frame's; all pieces together
-    equal ``rtpghi`` of the whole amplitude, bit for bit (tested), whatever the chunking.
+    equal ``rtpghi`` of the whole amplitude, bit for bit (tested), whatever the chunking. The frames a push makes
+    final are integrated in one call of the compiled heap (``compiled`` as in :func:`pghi`), seeded with the last
+    integrated frame.
 
-    State: the last two amplitude frames with their log-amplitudes, the last frame's time steps and phase, and
-    the last frame's maximum (the tolerance of a frame is relative to it and its predecessor).
+    State: the frame still waiting for its successor (amplitude, log-amplitude, tolerance), the last integrated
+    frame's amplitude, log-amplitude, time steps and phase, and the last frame's maximum (the tolerance of a frame
+    is relative to it and its predecessor).
     """
 
-    def __init__(self, hop: int, n_fft: int, tolerance: float = DEFAULT_TOLERANCE, lam: Optional[float] = None):
+    def __init__(self, hop: int, n_fft: int, tolerance: float = DEFAULT_TOLERANCE, lam: Optional[float] = None,
+                 compiled: Optional[bool] = None):
         self.hop, self.n_fft, self.tolerance, self.lam = int(hop), int(n_fft), float(tolerance), lam
+        self._ext = _heap_extension(compiled)
         self.reset()
 
     def reset(self) -> None:
         """Start a new utterance."""
-        self._frames: list = []       # [(amplitude [F], log [F], floor, reach)] not yet integrated, oldest first
-        self._prev = None             # (amplitude, log, time_step, phase) of the last integrated frame
+        self._pending = None          # (amplitude [F, 1], log [F, 1], floors [1], reach [1]) of the newest frame
+        self._prev = None             # (amplitude, log, time_step, phase) [F] of the last integrated frame
         self._prev_max = 0.0          # maximum of the last frame pushed
 
-    def _add(self, col: np.ndarray) -> None:
-        peak = float(col.max())
-        reach = max(peak, self._prev_max)
-        floor = self.tolerance * reach
-        self._frames.append((col, np.log(np.maximum(col, max(floor, 1e-300))), floor, reach))
-        self._prev_max = peak
+    @property
+    def pending_frames(self) -> int:
+        """Frames pushed whose phase is not out yet (0 or 1)."""
+        return 0 if self._pending is None else 1
 
-    def _integrate(self, next_log: Optional[np.ndarray]) -> np.ndarray:
-        """Phase (frame-start convention) of the oldest pending frame; ``next_log``: the following frame's log
-        (``None`` at the end: the edge is repeated, as :func:`rtpghi` pads)."""
-        col, logs, floor, reach = self._frames.pop(0)
-        before = self._prev[1] if self._prev is not None else logs
-        after = next_log if next_log is not None else logs
-        # the offline steps of the middle frame of (before, this, after): the same centred differences, bit for bit
-        steps = phase_steps(np.stack([before, logs, after], axis=1), self.hop, self.n_fft, self.lam)
-        time_step, freq_step = steps[0][:, 1], steps[1][:, 1]
+    def _prepare(self, s: np.ndarray):
+        """The tolerances and log-amplitudes of new frames ``[F, t]``, as :func:`rtpghi` computes them."""
+        maxima = s.max(axis=0)
+        reach = np.maximum(maxima, np.concatenate([[self._prev_max], maxima[:-1]]))
+        floors = self.tolerance * reach
+        self._prev_max = float(maxima[-1])
+        return s, np.log(np.maximum(s, np.maximum(floors, 1e-300)[None, :])), floors, reach
+
+    def _integrate(self, s, logs, floors, reach, after: np.ndarray) -> np.ndarray:
+        """Window-centred phases ``[F, k]`` of frames ``s [F, k]`` (``after``: the next frame's log-amplitude)."""
+        before = self._prev[1] if self._prev is not None else logs[:, 0]
+        # the offline steps of these frames: the same centred differences over the same neighbours, bit for bit
+        steps = phase_steps(np.concatenate([before[:, None], logs, after[:, None]], axis=1), self.hop, self.n_fft,
+                            self.lam)
+        time_step, freq_step = steps[0][:, 1:-1], steps[1][:, 1:-1]
         prev = self._prev
-        phase = _rtpghi_frame(col, None if prev is None else prev[0], None if prev is None else prev[3],
-                              None if prev is None else prev[2], time_step, freq_step, floor, reach)
-        self._prev = (col, logs, time_step, phase)
-        return _to_frame_start(phase[:, None])[:, 0]
+        if self._ext is not None:
+            previous = _NO_PREVIOUS if prev is None else torch.from_numpy(np.stack([prev[0], prev[3], prev[2]]))
+            phase = self._ext.rtpghi_integrate(*_f64(s, time_step, freq_step, floors, reach), previous).numpy()
+        else:
+            phase = np.zeros(s.shape)
+            for n in range(s.shape[1]):
+                if n > 0:
+                    prev = (s[:, n - 1], None, time_step[:, n - 1], phase[:, n - 1])
+                phase[:, n] = _rtpghi_frame(s[:, n], None if prev is None else prev[0],
+                                            None if prev is None else prev[3], None if prev is None else prev[2],
+                                            time_step[:, n], freq_step[:, n], floors[n], reach[n])
+        self._prev = (s[:, -1].copy(), logs[:, -1].copy(), time_step[:, -1].copy(), phase[:, -1].copy())
+        return _to_frame_start(phase)
 
     def push(self, amplitude) -> np.ndarray:
         """Amplitude frames ``[F, t]`` in; the phases ``[F, t']`` now final out (``t' = t`` once running)."""
         s = _as_numpy(amplitude)
-        out = []
-        for n in range(s.shape[1]):
-            self._add(s[:, n])
-            if len(self._frames) == 2:
-                out.append(self._integrate(self._frames[1][1]))
-        return np.stack(out, axis=1) if out else np.zeros((s.shape[0], 0))
+        if s.shape[1] == 0:
+            return np.zeros((s.shape[0], 0))
+        new = self._prepare(s)
+        if self._pending is not None:  # the waiting frame goes first
+            new = tuple(np.concatenate([a, b], axis=-1) for a, b in zip(self._pending, new))
+        self._pending = tuple(np.ascontiguousarray(a[..., -1:]) for a in new)
+        if new[0].shape[1] < 2:
+            return np.zeros((s.shape[0], 0))
+        ready = tuple(np.ascontiguousarray(a[..., :-1]) for a in new)
+        return self._integrate(*ready, after=new[1][:, -1])
 
     def flush(self, n_bins: int) -> np.ndarray:
         """The last frame's phase ``[F, 1]`` (``[F, 0]`` when nothing is pending); then :meth:`reset`."""
-        out = self._integrate(None)[:, None] if self._frames else np.zeros((n_bins, 0))
+        out = np.zeros((n_bins, 0))
+        if self._pending is not None:
+            out = self._integrate(*self._pending, after=self._pending[1][:, 0])
         self.reset()
         return out
 

@@ -5,6 +5,8 @@ See :mod:`vocoder.streaming.engine` (:class:`StreamingVocoder`, :class:`Streamin
 STFT's overlap-add) live below the generators, in :mod:`vocoder.nn.streaming`, so that each generator family
 registers its own streaming builder.
 """
-from .engine import StreamingGenerator, StreamingVocoder, build_streaming_generator, push_together
+from .engine import (RTPGHIPhase, StreamingGenerator, StreamingVocoder, build_streaming_generator, push_together,
+                     stream_phase)
 
-__all__ = ["StreamingVocoder", "StreamingGenerator", "build_streaming_generator", "push_together"]
+__all__ = ["StreamingVocoder", "StreamingGenerator", "RTPGHIPhase", "build_streaming_generator", "push_together",
+           "stream_phase"]

@@ -34,15 +34,27 @@ import torch.nn as nn
 
 from ..audio.mel import MelConfig, check_audio, check_mel
 from ..generators.registry import streaming_builder
-from ..nn.streaming import (StateAllocator, StreamActivation1d, StreamConv1d, StreamConvTranspose1d, StreamLayer,
-                            StreamPointwise, StreamSequential)
+from ..nn.phase_retrieval import RTPGHIStream
+from ..nn.streaming import (StateAllocator, StreamActivation1d, StreamConv1d, StreamConvTranspose1d, StreamISTFT,
+                            StreamLayer, StreamPointwise, StreamSequential)
 
-__all__ = ["StreamingGenerator", "StreamingVocoder", "build_streaming_generator", "fuse_activations", "push_together"]
+__all__ = ["StreamingGenerator", "StreamingVocoder", "RTPGHIPhase", "build_streaming_generator", "fuse_activations",
+           "push_together", "stream_phase", "STREAM_PHASES"]
 
 log = logging.getLogger(__name__)
 
 #: Chunks of at least this many frames run the eager network even in scripted mode (see StreamingVocoder).
 SCRIPT_MAX_FRAMES = 64
+
+#: What :class:`StreamingVocoder` takes the phase from (``phase=``).
+STREAM_PHASES = ("auto", "model", "rtpghi")
+
+
+def stream_phase(model) -> str:
+    """The phase a stream of ``model`` uses by default: ``"rtpghi"`` for a Vocoder whose offline phase is computed
+    from the amplitude (``phase="pghi"`` or ``"rtpghi"``; PGHI needs the whole utterance, RTPGHI is its
+    streaming form), else ``"model"``."""
+    return "rtpghi" if getattr(model, "phase", "model") in ("pghi", "rtpghi") else "model"
 
 
 def fuse_activations(layer: StreamLayer) -> int:
@@ -151,6 +163,56 @@ def _script(network: StreamingGenerator) -> torch.jit.ScriptModule:
         return torch.jit.freeze(scripted, preserved_attrs=["initial_states", "flush"])
 
 
+# --------------------------------------------------------------------------------------------------- phase stage
+class RTPGHIPhase:
+    """The RTPGHI phase of one stream item: the Fourier frames of a streamed network in (``[C, t]``, the channels
+    :class:`StreamISTFT` reads), the same frames out with their phase channels replaced by RTPGHI's from their
+    amplitude, one frame later (RTPGHI's time derivative is centred). The amplitude is the one the inverse STFT
+    synthesises (:meth:`StreamISTFT.amplitude`), as offline ``VocosGenerator.refined(phase="rtpghi")`` takes it."""
+
+    def __init__(self, istft: StreamISTFT):
+        self.istft = istft
+        self.phase = RTPGHIStream(istft.hop, istft.n_fft)
+        self.waiting: Optional[torch.Tensor] = None  # [C, k] frames pushed, phase not out yet
+
+    @property
+    def pending_frames(self) -> int:
+        return 0 if self.waiting is None else self.waiting.shape[1]
+
+    def _release(self, phase) -> torch.Tensor:
+        n = phase.shape[1]
+        out = self.waiting[:, :n].clone()
+        out[-self.istft.n_bins:] = torch.from_numpy(phase).to(out.dtype)  # float64 -> float32, as offline
+        self.waiting = self.waiting[:, n:]
+        return out
+
+    def push(self, frames: torch.Tensor) -> torch.Tensor:
+        """``[C, t]`` -> ``[C, t']`` (the frames whose phase is now final)."""
+        self.waiting = frames if self.waiting is None else torch.cat([self.waiting, frames], dim=1)
+        return self._release(self.phase.push(self.istft.amplitude(frames[None])[0]))
+
+    def flush(self) -> torch.Tensor:
+        """The last frame (``[C, 1]``; ``[C, 0]`` if none); then ready for the next utterance."""
+        if self.waiting is None:
+            raise ValueError("RTPGHIPhase.flush() before any push()")
+        out = self._release(self.phase.flush(self.istft.n_bins))
+        self.waiting = None
+        return out
+
+
+def _with_rtpghi(body: StreamSequential, x: torch.Tensor, states: List[torch.Tensor], final: bool,
+                 phases: Sequence[RTPGHIPhase]) -> torch.Tensor:
+    """``body(x, states, final)`` of a Fourier network with the phase of its frames taken from ``phases`` (one
+    :class:`RTPGHIPhase` per item) between the network and its inverse STFT (the body's last layer)."""
+    y = x
+    for layer in body.layers[:-1]:
+        y = layer(y, states, final)
+    rows = [p.push(y[b]) for b, p in enumerate(phases)]
+    if final:
+        rows = [torch.cat([r, p.flush()], dim=1) for r, p in zip(rows, phases)]
+    return body.layers[-1](torch.stack(rows), states, final)
+
+
 # --------------------------------------------------------------------------------------------------- user API
 class StreamingVocoder:
     """Push mel frames, get final audio; see the module docstring.
@@ -166,16 +228,28 @@ class StreamingVocoder:
             Scripting costs about 0.6 s (V3) to 2 s (V1) when this is built.
         mel_config: the model's mel settings (default: ``model.mel_config`` of a Vocoder; none for a bare
             generator): chunks with values over its :func:`vocoder.audio.mel.mel_limit` are refused.
+        phase: ``"model"``: the network's own phase (the plain decode); ``"rtpghi"`` (Fourier heads): the phase
+            computed from the streamed amplitude by RTPGHI (:class:`RTPGHIPhase`), one frame more of lookahead;
+            ``"auto"`` (default): ``"rtpghi"`` for a Vocoder whose offline phase is ``"pghi"`` or ``"rtpghi"``, else
+            ``"model"`` (:func:`stream_phase`). With RTPGHI the stream equals the offline decode with
+            ``phase="rtpghi", phase_iterations=0`` (phase refinement is offline only): the heap integration is bit for
+            bit the offline one given the same amplitude, and the amplitude a chunked network computes equals the
+            whole utterance's to float rounding, so the audio agrees to a tolerance (tests/test_streaming.py states
+            it) rather than to rounding; the network runs eager.
 
     :meth:`push` and :meth:`flush` refuse NaN / inf output (:class:`vocoder.audio.mel.NonFiniteAudio`);
     :func:`push_together` leaves that check to its caller (one stream's fault must not fail the others).
     """
 
-    def __init__(self, model: nn.Module, script: Union[str, bool] = "auto", mel_config: Optional[MelConfig] = None):
+    def __init__(self, model: nn.Module, script: Union[str, bool] = "auto", mel_config: Optional[MelConfig] = None,
+                 phase: str = "auto"):
+        if phase not in STREAM_PHASES:
+            raise ValueError(f"phase must be one of {STREAM_PHASES}, got {phase!r}")
+        if phase == "auto":
+            phase = stream_phase(model)
         if getattr(model, "offline_phase", False):
-            # phase retrieval and refinement are offline here: stream the plain decode
-            log.info("streaming a Vocoder whose offline phase is %s: the plain decode, equal to the offline one "
-                     "with phase='model', phase_iterations=0", model.phase_description())
+            log.info("streaming a Vocoder whose offline phase is %s: %s", model.phase_description(),
+                     "RTPGHI from the streamed amplitude, no iterations" if phase == "rtpghi" else "the plain decode")
         gen = model.generator if isinstance(getattr(model, "generator", None), nn.Module) else model
         if not isinstance(gen, nn.Module):
             raise ValueError(f"expected a Vocoder or a generator nn.Module, got {type(model).__name__}")
@@ -186,6 +260,12 @@ class StreamingVocoder:
             mel_config = model.mel_config
         self.mel_config = mel_config  # when known, chunks over its mel_limit are refused
         self.network = build_streaming_generator(gen).eval()
+        self.phase = phase
+        if phase == "rtpghi":
+            if not isinstance(self.network.body.layers[-1], StreamISTFT):
+                raise ValueError(f"phase='rtpghi' needs a Fourier-head generator (one that ends in an inverse STFT), "
+                                 f"got {type(gen).__name__}")
+            script = False  # the phase stage sits between the network and its inverse STFT, in Python
         if script == "auto":
             # Anti-aliased activations: the fused kernel is eager-only; scripting would fall back to the
             # slower reference filter.
@@ -207,7 +287,16 @@ class StreamingVocoder:
             return self.scripted
         return self.network
 
-    def _run(self, frames: int, *args):
+    def _run(self, frames: int, *args, phases: Optional[List[RTPGHIPhase]] = None):
+        if self.phase == "rtpghi":
+            phases = self._phases if phases is None else phases
+            if frames == 0:  # flush
+                states = [s for s in args[0]]
+                ref = states[0]
+                x = ref.new_zeros(ref.shape[0], self.n_mels, 0)
+            else:
+                x, states = args[0], [s for s in args[1]]
+            return _with_rtpghi(self.network.body, x, states, frames == 0, phases)[:, 0], states
         module = self._pick(frames)
         call = module.flush if frames == 0 else module
         # The scripted network runs unoptimised: its calls are large aten ops with nothing to fuse, while the
@@ -220,8 +309,9 @@ class StreamingVocoder:
 
     @property
     def lookahead_frames(self) -> int:
-        """Frames of future input the audio of a frame waits for (the generator's right receptive field)."""
-        return self.network.lookahead_frames
+        """Frames of future input the audio of a frame waits for (the generator's right receptive field, and one
+        more with RTPGHI's phase)."""
+        return self.network.lookahead_frames + (self.phase == "rtpghi")
 
     @property
     def left_context_frames(self) -> int:
@@ -230,6 +320,7 @@ class StreamingVocoder:
     def reset(self) -> None:
         """Forget the current utterance; the next ``push`` starts a new one."""
         self._states: Optional[List[torch.Tensor]] = None
+        self._phases: List[RTPGHIPhase] = []  # with phase="rtpghi": one per item
         self._batched: Optional[bool] = None
         self._batch = 0
         self.frames_in = 0
@@ -271,13 +362,16 @@ class StreamingVocoder:
             ref = self._ref()
             self._batched, self._batch = mel.ndim == 3, x.shape[0]  # a tensor or a numpy array
             self._states = self.network.initial_states(x.shape[0], ref)
+            if self.phase == "rtpghi":
+                self._phases = [RTPGHIPhase(self.network.body.layers[-1]) for _ in range(x.shape[0])]
         ref = self._states[0]
         return x.to(device=ref.device, dtype=ref.dtype)
 
     def _signature(self, frames: int) -> tuple:
         """What must agree for two decoders to run a chunk of ``frames`` together: the network they copy, the
         chunk length, each per-item state's shape past the batch axis, each shared counter's value."""
-        parts = [id(self.generator), frames, self._states[0].dtype, self._states[0].device]
+        parts = [id(self.generator), self.phase, frames, self._states[0].dtype, self._states[0].device,
+                 tuple(p.pending_frames for p in self._phases)[:1]]
         for s, per_item in zip(self._states, self._per_item):
             if per_item:
                 parts.append(tuple(s.shape[1:]))
@@ -361,7 +455,7 @@ def push_together(decoders: Sequence[StreamingVocoder], chunks: Sequence,
             states = [torch.cat([decoders[i]._states[k] for i in members]) if per_item else s
                       for k, (s, per_item) in enumerate(zip(lead._states, lead._per_item))]
         y, states = lead._run(frames, torch.cat([xs[i] for i in members]) if len(members) > 1 else xs[members[0]],
-                              states)
+                              states, phases=[p for i in members for p in decoders[i]._phases])
         row = 0
         for i in members:
             d = decoders[i]

@@ -91,27 +91,36 @@ torch::Tensor pghi_integrate(torch::Tensor s, torch::Tensor time_step, torch::Te
 
 // RTPGHI frame by frame: frame n's significant bins (s >= floors[n]; none when reach[n] <= 0) are reached from the
 // previous frame's phases along time or from this frame's bins along frequency, loudest first.
+// `previous` (optional, for a stream): [3, F] rows amplitude, phase, time step of the frame before frame 0, whose
+// phase is known; empty: frame 0 is the utterance's first.
 torch::Tensor rtpghi_integrate(torch::Tensor s, torch::Tensor time_step, torch::Tensor freq_step,
-                               torch::Tensor floors, torch::Tensor reach) {
+                               torch::Tensor floors, torch::Tensor reach, torch::Tensor previous) {
   const int64_t F = s.size(0), T = s.size(1);
   check(s, "amplitude", F, T);
   check(time_step, "time_step", F, T);
   check(freq_step, "freq_step", F, T);
   TORCH_CHECK(floors.dtype() == torch::kFloat64 && floors.is_contiguous() && floors.numel() == T, "floors: [T]");
   TORCH_CHECK(reach.dtype() == torch::kFloat64 && reach.is_contiguous() && reach.numel() == T, "reach: [T]");
+  const bool has_previous = previous.numel() > 0;
+  if (has_previous) check(previous, "previous", 3, F);
   auto phase_t = torch::zeros({F, T}, s.options());
   const double* S = s.data_ptr<double>();
   const double* TS = time_step.data_ptr<double>();
   const double* FS = freq_step.data_ptr<double>();
   const double* FL = floors.data_ptr<double>();
   const double* R = reach.data_ptr<double>();
+  const double* PV = has_previous ? previous.data_ptr<double>() : nullptr;
   double* P = phase_t.data_ptr<double>();
+  // the frame before frame n: its amplitude, phase and time step
+  auto prev_s = [&](int64_t m, int64_t n) { return n > 0 ? S[m * T + n - 1] : PV[m]; };
+  auto prev_p = [&](int64_t m, int64_t n) { return n > 0 ? P[m * T + n - 1] : PV[F + m]; };
+  auto prev_ts = [&](int64_t m, int64_t n) { return n > 0 ? TS[m * T + n - 1] : PV[2 * F + m]; };
   std::vector<uint8_t> done(F);
   for (int64_t n = 0; n < T; ++n) {
     Heap heap;
     for (int64_t m = 0; m < F; ++m) {
       done[m] = R[n] > 0 ? S[m * T + n] < FL[n] : 1;
-      if (!done[m] && n > 0) heap.push({S[m * T + n - 1], m, 0});  // seeds: the previous frame's bins
+      if (!done[m] && (n > 0 || has_previous)) heap.push({prev_s(m, n), m, 0});  // seeds: the previous frame's bins
     }
     while (true) {
       if (heap.empty()) {
@@ -129,7 +138,7 @@ torch::Tensor rtpghi_integrate(torch::Tensor s, torch::Tensor time_step, torch::
       const int64_t m = e.a;
       if (e.b == 0) {  // a previous-frame bin: along time into this frame
         if (!done[m]) {
-          P[m * T + n] = P[m * T + n - 1] + 0.5 * (TS[m * T + n - 1] + TS[m * T + n]);
+          P[m * T + n] = prev_p(m, n) + 0.5 * (prev_ts(m, n) + TS[m * T + n]);
           done[m] = 1;
           heap.push({S[m * T + n], m, 1});
         }

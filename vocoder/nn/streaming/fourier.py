@@ -113,18 +113,18 @@ class StreamISTFT(StreamLayer):
         states[self.offset + 1] = ref.new_zeros(batch, self.overlap, dtype=dtype)
         states[self.offset + 2] = torch.full((1,), self.trim, dtype=torch.long)
 
-    def _frames(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, C, t]`` -> windowed time frames ``[B, n_fft, t]``."""
+    def amplitude(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, t]`` -> the amplitude ``[B, n_bins, t]`` these frames synthesise (exp of the summed
+        log-amplitude, clipped), in the synthesis dtype."""
         f = self.n_bins
-        if self.with_prior:
-            log_amp = x[:, :f] + x[:, f:2 * f]  # summed in the network's dtype, as the offline generator does
-            phase = x[:, 2 * f:3 * f]
-        else:
-            log_amp = x[:, :f]
-            phase = x[:, f:2 * f]
+        # the prior and the head's log-amplitude summed in the network's dtype, as the offline generator does
+        log_amp = x[:, :f] + x[:, f:2 * f] if self.with_prior else x[:, :f]
+        return torch.exp(log_amp.to(synthesis_dtype(x.dtype))).clamp(max=self.max_amplitude)
+
+    def _frames(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, C, t]`` -> windowed time frames ``[B, n_fft, t]`` (the phase is the last ``n_bins`` channels)."""
         dtype = synthesis_dtype(x.dtype)
-        log_amp, phase = log_amp.to(dtype), phase.to(dtype)
-        amp = torch.exp(log_amp).clamp(max=self.max_amplitude)
+        amp, phase = self.amplitude(x), x[:, -self.n_bins:].to(dtype)
         spec = torch.complex(amp * torch.cos(phase), amp * torch.sin(phase))
         return torch.fft.irfft(spec, self.n_fft, dim=1) * self.window.to(dtype)[None, :, None]
 

@@ -2,10 +2,10 @@
 and exporters back to the official layouts.
 
 Modules, bottom-up (each imports only those before it): :mod:`.state` (safe file reading, any weight-norm
-spelling into a model), :mod:`.native` (our format), :mod:`.official` (BigVGAN, HiFi-GAN), :mod:`.pwg`
-(ParallelWaveGAN), :mod:`.vocos` (Vocos), :mod:`.safetensors_folder` (our Hub layout: config.json +
-model.safetensors), :mod:`.export` (official layouts back), :mod:`.load` (the dispatcher), :mod:`.hub` (Hugging Face
-repo ids -> local files).
+spelling into a model), :mod:`.training_layout` (the keys of a ``vocoder train`` checkpoint), :mod:`.native` (our
+format), :mod:`.official` (BigVGAN, HiFi-GAN), :mod:`.pwg` (ParallelWaveGAN), :mod:`.vocos` (Vocos),
+:mod:`.safetensors_folder` (our Hub layout: config.json + model.safetensors), :mod:`.export` (official layouts
+back), :mod:`.load` (the dispatcher), :mod:`.hub` (Hugging Face repo ids -> local files).
 """
 from ..nn.weight_normalization import fold_weight_norm
 from .export import (export_bigvgan, export_hifigan, export_onnx, export_parallel_wavegan, export_torchscript,

@@ -8,12 +8,13 @@ import torch
 import torch.nn as nn
 
 from ..audio.mel import MelConfig
-from .native import FORMAT_NAME, is_training_checkpoint, read_native, read_training
+from .native import FORMAT_NAME, read_native, read_training
 from .official import (BIGVGAN_WEIGHTS, CONFIG_JSON, import_bigvgan, import_hifigan, latest_hifigan_file,
                        looks_like_bigvgan, official_config)
 from .pwg import PWG_CONFIG, import_parallel_wavegan, latest_pwg_file
 from .safetensors_folder import SAFETENSORS_CONFIG, SAFETENSORS_WEIGHTS, read_safetensors_folder
 from .state import PathLike, torch_load
+from .training_layout import is_training_checkpoint
 from .vocos import VOCOS_CONFIG, VOCOS_WEIGHTS, import_vocos, looks_like_vocos
 
 __all__ = ["checkpoint_kind", "load_checkpoint", "check_finite_weights"]

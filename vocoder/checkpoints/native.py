@@ -6,8 +6,8 @@
      "state_dict": {...},                                  # weight norm folded or not
      "meta": {...}}                                        # plain values only (str, numbers, lists, dicts)
 
-and the generator inside a Lightning checkpoint that ``vocoder train`` writes (:func:`read_training`): the same
-name, config and mel under its ``"vocoder"`` key, the weights as ``generator.*`` entries of its ``state_dict``.
+and the generator inside a Lightning checkpoint that ``vocoder train`` writes (:func:`read_training`; its layout is
+:mod:`.training_layout`'s): the same name, config and mel, the generator's weights among the discriminators'.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from ..audio.mel import MelConfig
 from ..generators.registry import build_generator, check_generator_fits_mel
 from ..utils import atomic_torch_save
 from .state import PathLike, load_matching_form, registry_name, unwrap_generator
+from .training_layout import cpu_hours, is_training_checkpoint, read_generator  # noqa: F401 (re-exported)
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "save_checkpoint", "native_checkpoint", "read_native", "read_training", "is_training_checkpoint",
            "plain_values", "cpu_hours"]
@@ -91,35 +92,12 @@ def read_native(ckpt: Mapping[str, Any], path: PathLike) -> Tuple[nn.Module, Mel
     return generator, mel_config, dict(ckpt.get("meta") or {})
 
 
-def cpu_hours(cpu_seconds: float) -> float:
-    """A training run's CPU seconds as the ``cpu_hours`` its exports record (3 decimals)."""
-    return round(float(cpu_seconds) / 3600.0, 3)
-
-
-def is_training_checkpoint(ckpt: Any) -> bool:
-    """Whether a loaded file is a Lightning checkpoint written by ``vocoder train``."""
-    return isinstance(ckpt, Mapping) and isinstance(ckpt.get("state_dict"), Mapping) \
-        and isinstance(ckpt.get("vocoder"), Mapping)
-
-
 def read_training(ckpt: Mapping[str, Any], path: PathLike) -> Tuple[nn.Module, MelConfig, dict]:
     """The generator of a ``vocoder train`` checkpoint (weight norm as the class builds it), its mel settings, and
-    meta ``{"recipe", "gan_step", "source"}`` (+ ``"cpu_hours"`` when the run counted them)."""
-    info = ckpt["vocoder"]
-    gen = info.get("generator")
-    if not isinstance(gen, Mapping) or "name" not in gen or "mel" not in info:
-        raise ValueError(f"{path}: training checkpoint without its generator description ('vocoder': {{'generator': "
-                         f"{{'name', 'config'}}, 'mel'}}); got {sorted(info)}")
-    prefix = "generator."
-    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    if not state:
-        raise ValueError(f"{path}: no 'generator.*' weights in the checkpoint's state_dict")
-    mel_config = MelConfig.from_dict(info["mel"])
-    generator = build_generator(gen["name"], dict(gen.get("config") or {}))
-    check_generator_fits_mel(generator, mel_config, str(path))
-    load_matching_form(generator, state, str(path))
-    meta = {"recipe": info.get("recipe_name"), "gan_step": int(ckpt.get("gan_step", 0)),
-            "source": str(Path(path).resolve())}
-    if "cpu_seconds" in ckpt:  # written since 2026-12-02
-        meta["cpu_hours"] = cpu_hours(ckpt["cpu_seconds"])
-    return generator, mel_config, meta
+    meta ``{"recipe", "gan_step", "source"}`` (+ ``"cpu_hours"`` when the run counted them); the layout is
+    :mod:`.training_layout`'s."""
+    trained = read_generator(ckpt, path)
+    generator = build_generator(trained.name, trained.config)
+    check_generator_fits_mel(generator, trained.mel, str(path))
+    load_matching_form(generator, trained.state_dict, str(path))
+    return generator, trained.mel, trained.meta

@@ -1,7 +1,9 @@
 """``vocoder serve``: the inference API as a network service (FastAPI + uvicorn), its clients and a Ray Serve
 deployment.
 
-* :func:`create_app` (:mod:`.app`): the ASGI app for a loaded :class:`vocoder.Vocoder`, with :class:`ServeConfig`.
+* :func:`create_app` (:mod:`.app`): the ASGI app for a loaded :class:`vocoder.Vocoder`, with :class:`ServeConfig`:
+  the routers of :mod:`.routes` (one per concern) behind :mod:`.gate` (API key, request metrics), sharing
+  :mod:`.state`; :mod:`.metrics` labels each request by its route, read from the app.
 * :class:`Client`, :class:`AsyncClient` (:mod:`.client`): ``.synthesize(mel)``, ``.stream(chunks)``.
 * :class:`BackgroundServer` (:mod:`.server`): the app served in a thread on a free loopback port.
 * :mod:`.protocol`: the request bodies, the WAV answers and the stream frames.

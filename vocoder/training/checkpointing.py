@@ -12,7 +12,8 @@ import pytorch_lightning as pl
 import torch
 
 from ..checkpoints import save_checkpoint
-from ..checkpoints.native import cpu_hours, read_training
+from ..checkpoints.native import read_training
+from ..checkpoints.training_layout import REQUIRED_KEYS, discriminators_only, training_meta
 from ..nn.weight_normalization import fold_weight_norm as fold
 from ..utils import atomic_torch_save
 
@@ -26,8 +27,9 @@ def load_training_checkpoint(path) -> Dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"training checkpoint {str(path)!r} does not exist")
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, Mapping) or "state_dict" not in ckpt or "vocoder" not in ckpt:
-        raise ValueError(f"{path} is not a `vocoder train` checkpoint (expected keys 'state_dict' and 'vocoder', "
+    if not isinstance(ckpt, Mapping) or any(k not in ckpt for k in REQUIRED_KEYS):
+        expected = " and ".join(repr(k) for k in REQUIRED_KEYS)
+        raise ValueError(f"{path} is not a `vocoder train` checkpoint (expected keys {expected}, "
                          f"got {sorted(ckpt) if isinstance(ckpt, Mapping) else type(ckpt).__name__})")
     return ckpt
 
@@ -48,8 +50,7 @@ def export_inference_checkpoint(source, out_path, fold_weight_norm: bool = True,
     if isinstance(source, pl.LightningModule):
         generator = copy.deepcopy(source.generator).cpu()
         mel = source.mel_config
-        meta = {"recipe": source.plan.name, "gan_step": int(source.gan_step), "source": "training",
-                "cpu_hours": cpu_hours(source.cpu_seconds)}
+        meta = training_meta(source.plan.name, source.gan_step, "training", source.cpu_seconds)
     else:
         generator, mel, meta = read_training(load_training_checkpoint(source), source)
     generator.eval()
@@ -65,12 +66,5 @@ def export_inference_checkpoint(source, out_path, fold_weight_norm: bool = True,
 def discriminator_checkpoint(source, out_path) -> Path:
     """Write the discriminator weights of training checkpoint ``source`` (with its recipe and GAN step) to
     ``out_path``, atomically, in the layout :func:`vocoder.training.runner.load_discriminator_init` reads."""
-    ckpt = load_training_checkpoint(source)
-    state = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("discriminator.")}
-    if not state:
-        raise ValueError(f"{source}: no 'discriminator.*' weights in the checkpoint's state_dict")
-    recipe = (ckpt.get("hyper_parameters") or {}).get("recipe", {})
-    out = {"state_dict": state, "hyper_parameters": {"recipe": {"discriminators": recipe.get("discriminators")}},
-           "gan_step": int(ckpt.get("gan_step", 0)), "vocoder": ckpt["vocoder"]}
-    atomic_torch_save(out, out_path)
+    atomic_torch_save(discriminators_only(load_training_checkpoint(source), source), out_path)
     return Path(out_path)

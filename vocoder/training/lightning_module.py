@@ -33,6 +33,7 @@ import torch
 
 from .. import losses as vl
 from ..audio.mel import MelConfig, mel_spectrogram
+from ..checkpoints.training_layout import RECIPE, read_cpu_seconds, read_gan_step, training_extras
 from .recipes import plain_data
 from .settings import FOURIER_TERMS, RECONSTRUCTION_TERMS, TrainingRecipe, as_training_recipe
 
@@ -48,7 +49,7 @@ class GANVocoder(pl.LightningModule):
     def __init__(self, recipe: Union[Mapping[str, Any], TrainingRecipe]):
         super().__init__()
         self.plan = plan = as_training_recipe(recipe)
-        self.save_hyperparameters({"recipe": dict(plan.raw)})
+        self.save_hyperparameters({RECIPE: dict(plan.raw)})  # the argument's name: Lightning rebuilds from it
         self.automatic_optimization = False
         self.recipe = dict(plan.raw)
         self.mel_config: MelConfig = plan.mel
@@ -108,15 +109,15 @@ class GANVocoder(pl.LightningModule):
         return self._cpu_before + time.process_time() - self._cpu_start
 
     def on_save_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
-        checkpoint["gan_step"] = int(self.gan_step)
-        checkpoint["cpu_seconds"] = float(self.cpu_seconds)
-        checkpoint["vocoder"] = {"generator": {"name": self.generator_name, "config": plain_data(self.generator_config)},
-                                 "mel": self.mel_config.to_dict(), "recipe_name": self.plan.name}
+        """Add what :mod:`vocoder.checkpoints.training_layout` lays out next to Lightning's keys."""
+        checkpoint.update(training_extras(self.gan_step, self.cpu_seconds, self.generator_name,
+                                          plain_data(self.generator_config), self.mel_config, self.plan.name))
 
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
-        self.gan_step = int(checkpoint.get("gan_step", 0))
+        self.gan_step = read_gan_step(checkpoint)
         # Checkpoints from before this counter: unknown, counted from 0 (the warm-start README keeps the totals).
-        self._cpu_before = float(checkpoint.get("cpu_seconds", 0.0))
+        cpu_before = read_cpu_seconds(checkpoint)
+        self._cpu_before = 0.0 if cpu_before is None else cpu_before
         self._cpu_start = time.process_time()
 
     def on_train_start(self) -> None:

@@ -26,6 +26,7 @@ from pytorch_lightning.strategies import DDPStrategy
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from ..checkpoints import load_generator_state, torch_load
+from ..checkpoints.training_layout import STATE_DICT, discriminator_weights, holds_weights, recipe_discriminators
 from .callbacks import AtomicCheckpointIO, ProgressLog, VocoderCheckpoint
 from .checkpointing import find_last_checkpoint
 from .data import VocoderDataModule, default_num_workers
@@ -190,13 +191,12 @@ def load_discriminator_init(module, path: "os.PathLike | str") -> None:
     """
     source = f"--init-discriminator {path}"
     ckpt = torch_load(path)  # missing, unreadable or unsafe files -> ValueError
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
-        raise ValueError(f"{source}: expected a training checkpoint with a state_dict")
-    prefix = "discriminator."
-    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    if not holds_weights(ckpt):
+        raise ValueError(f"{source}: expected a training checkpoint with a {STATE_DICT}")
+    state = discriminator_weights(ckpt)
     if not state:
         raise ValueError(f"{source}: the checkpoint holds no discriminator weights")
-    theirs = (ckpt.get("hyper_parameters") or {}).get("recipe", {}).get("discriminators")
+    theirs = recipe_discriminators(ckpt)
     ours = module.recipe["discriminators"]
     if theirs is not None and theirs != ours:
         raise ValueError(f"{source}: the checkpoint's discriminators {theirs} differ from the recipe's {ours}")

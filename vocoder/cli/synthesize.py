@@ -85,8 +85,8 @@ def load_mel(job: Job, vocoder) -> torch.Tensor:
             arr = np.load(job.source, allow_pickle=False)
         except Exception as e:
             raise ValueError(f"cannot read {job.source} as a .npy array: {e}") from e
-        try:
-            mel = check_mel(arr, vocoder.n_mels, layout="single").float()
+        try:  # the layout the batch padding needs; the values are the Vocoder's one check (NaN, range)
+            mel = check_mel(arr, vocoder.n_mels, layout="single", finite=False).float()
         except ValueError as e:
             raise ValueError(f"{job.source}: {e}") from None
         return mel

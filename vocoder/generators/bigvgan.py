@@ -19,7 +19,7 @@ from ..nn.filters import Activation1d
 from ..nn.weight_normalization import remove_weight_norm, weight_norm
 from ..nn.streaming import (StreamActivation1d, StreamConv1d, StreamConvTranspose1d, StreamLayer, StreamPointwise,
                             StreamSequential, StreamSum, stream_amp_block, stream_input_norm)
-from .common import as_nested_tuple, as_tuple, check_mel, check_upsampling, mrf, mrf_resblocks
+from .common import as_nested_tuple, as_tuple, check_generator_input, check_upsampling, mrf, mrf_resblocks
 from .registry import resolve_config, register_generator, register_preset
 
 __all__ = ["BigVGANConfig", "BigVGANGenerator", "BIGVGAN_PRESETS"]
@@ -123,7 +123,7 @@ class BigVGANGenerator(nn.Module):
         self.conv_post = weight_norm(nn.Conv1d(ch, 1, 7, 1, padding=3, bias=config.use_bias_at_final))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        check_mel(mel, self.n_mels)
+        check_generator_input(mel, self.n_mels)
         x = self.conv_pre(mel)
         for i in range(self.num_upsamples):
             for up in self.ups[i]:

@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from ..audio.mel import check_mel as _check_mel_input
 
-__all__ = ["as_tuple", "as_nested_tuple", "check_mel", "check_upsampling", "mrf_resblocks", "mrf"]
+__all__ = ["as_tuple", "as_nested_tuple", "check_generator_input", "check_upsampling", "mrf_resblocks", "mrf"]
 
 
 def as_tuple(v: Any, name: str) -> Tuple[int, ...]:
@@ -26,9 +26,11 @@ def as_nested_tuple(v: Any, name: str) -> Tuple[Tuple[int, ...], ...]:
         raise ValueError(f"{name} must be a sequence of int sequences, got {v!r}") from None
 
 
-def check_mel(mel: torch.Tensor, n_mels: int) -> None:
-    """Raise ValueError unless ``mel`` is a floating ``[B, n_mels, T]`` tensor with ``T >= 1`` (the mel-input
-    contract of :func:`vocoder.audio.mel.check_mel`, without the NaN scan, which would sync every forward)."""
+def check_generator_input(mel: torch.Tensor, n_mels: int) -> None:
+    """Raise ValueError unless ``mel`` is a floating ``[B, n_mels, T]`` tensor with ``T >= 1``: a generator's
+    ``forward`` contract, O(1). The values (NaN / inf, the range) are checked once where a mel enters the API
+    (:func:`vocoder.audio.mel.check_mel` in ``Vocoder`` and ``StreamingVocoder``), never per forward (a scan would
+    sync every call)."""
     if not isinstance(mel, torch.Tensor):
         raise ValueError(f"expected a mel tensor [B, {n_mels}, T], got {type(mel).__name__}")
     _check_mel_input(mel, n_mels, layout="batch", finite=False)

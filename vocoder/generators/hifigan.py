@@ -20,7 +20,7 @@ from ..nn.input_norm import check_input_norm, make_input_norm
 from ..nn.weight_normalization import remove_weight_norm, weight_norm
 from ..nn.streaming import (StreamConv1d, StreamConvTranspose1d, StreamLayer, StreamPointwise, StreamSequential,
                             StreamSum, stream_input_norm, stream_resblock)
-from .common import as_nested_tuple, as_tuple, check_mel, check_upsampling, mrf, mrf_resblocks
+from .common import as_nested_tuple, as_tuple, check_generator_input, check_upsampling, mrf, mrf_resblocks
 from .registry import resolve_config, register_generator, register_preset
 
 __all__ = ["HiFiGANConfig", "HiFiGANGenerator", "HIFIGAN_V1", "HIFIGAN_V2", "HIFIGAN_V3", "stream_hifigan"]
@@ -116,7 +116,7 @@ class HiFiGANGenerator(nn.Module):
         self.conv_post = weight_norm(nn.Conv1d(ch, 1, 7, 1, padding=3))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        check_mel(mel, self.n_mels)
+        check_generator_input(mel, self.n_mels)
         if self.input_norm is not None:
             mel = self.input_norm(mel)
         x = self.conv_pre(mel)

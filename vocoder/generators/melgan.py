@@ -18,7 +18,7 @@ from ..nn.blocks import MelGANResBlock
 from ..nn.input_norm import check_input_norm, make_input_norm
 from ..nn.weight_normalization import remove_weight_norm, weight_norm
 from ..nn.streaming import StreamSequential, stream_input_norm, stream_sequence
-from .common import as_tuple, check_mel
+from .common import as_tuple, check_generator_input
 from .registry import resolve_config, register_generator, register_preset
 
 __all__ = ["MelGANConfig", "MelGANGenerator", "MELGAN"]
@@ -83,7 +83,7 @@ class MelGANGenerator(nn.Module):
     min_frames = 4
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        check_mel(mel, self.n_mels)
+        check_generator_input(mel, self.n_mels)
         if mel.shape[-1] < self.min_frames:
             raise ValueError(f"MelGAN needs at least {self.min_frames} mel frames (reflection padding), "
                              f"got {mel.shape[-1]}")

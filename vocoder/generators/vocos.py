@@ -29,7 +29,7 @@ from ..nn.phase_refinement import DEFAULT_MOMENTUM, refine_phase
 from ..nn.phase_retrieval import retrieve_phase
 from ..nn.streaming import (StreamChannelNorm, StreamConcat, StreamConv1d, StreamConvNeXtPointwise, StreamFourierHead,
                             StreamIdentity, StreamISTFT, StreamLayer, StreamMelPrior, StreamSequential, StreamSum)
-from .common import check_mel
+from .common import check_generator_input
 from .registry import register_generator, register_preset, resolve_config
 
 __all__ = ["VocosConfig", "VocosGenerator", "VocosBackbone", "FourierHead", "VOCOS_22KHZ", "VOCOS_22KHZ_SMALL",
@@ -242,7 +242,7 @@ class VocosGenerator(nn.Module):
 
     def spectrum(self, mel: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``mel [B, n_mels, T] -> (log_amplitude, phase)``, each ``[B, n_fft//2+1, T]``."""
-        check_mel(mel, self.n_mels)
+        check_generator_input(mel, self.n_mels)
         if self.prior_basis is None:
             return self.head(self.backbone(mel))
         prior = self.prior_log_amplitude(mel).to(mel.dtype)

@@ -30,7 +30,7 @@ import numpy as np
 __all__ = [
     "MEL_MAGIC", "WAV_MAGIC", "VERSION", "FLAG_END", "HEADER", "HEADER_SIZE", "CLOSE_CODES", "BadInput",
     "encode_mel_frame", "decode_mel_frame", "encode_audio_frame", "decode_audio_frame", "parse_npy", "parse_json",
-    "check_mel", "encode_wav", "decode_wav", "FORMATS", "json_depth", "MAX_JSON_DEPTH", "MAX_NUMBER_CHARS",
+    "request_mel", "encode_wav", "decode_wav", "FORMATS", "json_depth", "MAX_JSON_DEPTH", "MAX_NUMBER_CHARS",
 ]
 
 MEL_MAGIC = b"VMEL"
@@ -186,7 +186,7 @@ def parse_json(body: bytes) -> Tuple[np.ndarray, Optional[str]]:
     Bounded before and while parsing (400, never a RecursionError / OverflowError): nesting deeper than
     :data:`MAX_JSON_DEPTH` is refused before the parser runs; integers longer than :data:`MAX_NUMBER_CHARS`
     digits or outside float32, and ``NaN`` / ``Infinity``, as the parser meets them (floats like ``1e400``
-    parse as inf, which :func:`check_mel` refuses). Values must be JSON numbers: strings (``"1.5"``) and
+    parse as inf, which :func:`request_mel` refuses). Values must be JSON numbers: strings (``"1.5"``) and
     booleans are refused, not converted.
     """
     if not body:
@@ -221,14 +221,16 @@ def parse_json(body: bytes) -> Tuple[np.ndarray, Optional[str]]:
     return mel.astype(np.float32), conv
 
 
-def check_mel(mel: np.ndarray, n_mels: int, max_frames: int, convention: Optional[str] = None,
-              mel_config=None) -> np.ndarray:
-    """Validate (and convert from ``convention``) a request's mel -> C-contiguous float32 ``[n_mels, T]``.
+def request_mel(mel: np.ndarray, n_mels: int, max_frames: int, convention: Optional[str] = None) -> np.ndarray:
+    """A request's mel by the wire's rules -> C-contiguous float32 ``[n_mels, T]`` (``T >= 1``).
 
-    Everything a decode could trip on is refused here, before the request joins a batch: dtype, rank, band count
-    (with a hint when it looks transposed), zero frames, too many frames (413), NaN / inf, an unknown convention,
-    and with ``mel_config`` (the model's :class:`vocoder.MelConfig`) values over its
-    :func:`vocoder.audio.mel.mel_limit` (a dB or power mel), after the conversion.
+    The wire's own rules only: an array of floats, the layout its ``convention`` names (time-first or not; with a
+    hint when it looks transposed), at least one and at most ``max_frames`` frames (413), the conversion from that
+    convention. What any mel must satisfy (NaN / inf, values over the model's
+    :func:`vocoder.audio.mel.mel_limit`: a dB or power mel) is the one mel check,
+    :func:`vocoder.audio.mel.check_mel`, which the model runs where the mel enters it (``Vocoder``,
+    ``StreamingVocoder``); the routes answer its ``ValueError`` with 400 / close code 1007, and the batcher decodes
+    a refused batch item by item so that only the request at fault fails.
     """
     if not isinstance(mel, np.ndarray):
         raise BadInput(f"expected an array, got {type(mel).__name__}")
@@ -260,8 +262,6 @@ def check_mel(mel: np.ndarray, n_mels: int, max_frames: int, convention: Optiona
     if frames > max_frames:
         raise BadInput(f"mel has {frames} frames, the limit is {max_frames} (--max-frames)", 413,
                        CLOSE_CODES["too_big"])
-    if not np.isfinite(mel).all():
-        raise BadInput("mel contains NaN or inf values")
     mel = mel.astype(np.float32, copy=False)
     if conv is not None:
         from vocoder.plugins.conventions import to_vocoder_mel
@@ -270,15 +270,6 @@ def check_mel(mel: np.ndarray, n_mels: int, max_frames: int, convention: Optiona
             mel = to_vocoder_mel(np.ascontiguousarray(mel), conv)
         except ValueError as e:
             raise BadInput(f"cannot convert from the {conv.name} convention: {e}") from None
-        if not np.isfinite(mel).all():
-            raise BadInput(f"mel contains values the {conv.name} convention maps to NaN or inf")
-    if mel_config is not None:
-        from vocoder.audio.mel import check_mel_range
-
-        try:
-            check_mel_range(mel, mel_config, "mel" if conv is None else f"mel (from the {conv.name} convention)")
-        except ValueError as e:
-            raise BadInput(str(e)) from None
     return np.ascontiguousarray(mel, dtype=np.float32)
 
 

@@ -30,7 +30,6 @@ class ServingState:
         self.metrics.active_streams.set_function(lambda: self.pool.in_use)
         self.metrics.worker_busy.set_function(lambda: self.worker.busy_seconds)
         self.lookahead_frames = int(voc.lookahead_frames)
-        self.mel_config = getattr(voc, "mel_config", None)  # values over its mel_limit are refused (400 / close 1007)
         self.body_readers = 0  # requests reading their bodies now (one event loop: a plain counter)
         self.ready = False
 

@@ -17,7 +17,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from ...audio.mel import NonFiniteAudio
 from ..batching import STREAM_PRIORITY
-from ..protocol import CLOSE_CODES, BadInput, check_mel, decode_mel_frame, encode_audio_frame
+from ..protocol import CLOSE_CODES, BadInput, request_mel, decode_mel_frame, encode_audio_frame
 from ..state import serving_state
 from .common import check_audio
 
@@ -105,7 +105,7 @@ async def stream(ws: WebSocket):
                     raise BadInput(f"utterance reached {frames_in + frame.frames} frames, the limit is "
                                    f"{config.max_frames} (--max-frames)", 413, CLOSE_CODES["too_big"])
                 chunk = frame.payload if time_first else frame.payload.T
-                chunk = check_mel(chunk, n_mels, frame.frames, convention, state.mel_config)
+                chunk = request_mel(chunk, n_mels, frame.frames, convention)
                 if first_chunk_at is None:
                     first_chunk_at = time.perf_counter()
                 audio = await state.worker.submit_push(sv, chunk)

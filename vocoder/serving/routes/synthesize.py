@@ -21,7 +21,7 @@ from starlette.requests import ClientDisconnect
 
 from ...audio.mel import NonFiniteAudio
 from ..batching import Overloaded
-from ..protocol import FORMATS, BadInput, check_mel, encode_wav, parse_json, parse_npy
+from ..protocol import FORMATS, BadInput, request_mel, encode_wav, parse_json, parse_npy
 from ..state import serving_state
 from .common import check_audio, error
 
@@ -97,7 +97,7 @@ async def synthesize(request: Request):
             convention = body_convention or convention
         else:
             mel = parse_npy(body)
-        mel = check_mel(mel, voc.n_mels, config.max_frames, convention, state.mel_config)
+        mel = request_mel(mel, voc.n_mels, config.max_frames, convention)
         audio, batch = await state.batcher.submit(mel)
         check_audio(audio, f"this request's mel {tuple(mel.shape)}")  # the last guard (Vocoder checks too)
     except _SlowBody as e:
@@ -110,7 +110,7 @@ async def synthesize(request: Request):
         return error(422, str(e))
     except Overloaded as e:
         return error(503, str(e), {"Retry-After": str(e.retry_after)})
-    except ValueError as e:  # the model refused the mel (checked above, so rare: e.g. too few frames)
+    except ValueError as e:  # the model's mel check (NaN / inf, a dB or power mel, too few frames)
         return error(400, f"the model cannot decode this mel: {e}")
     except ClientDisconnect:  # gone while sending its body: nobody to answer
         return Response(status_code=499)

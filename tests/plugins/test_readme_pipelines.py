@@ -1,5 +1,5 @@
-"""The README's "Use it in your TTS pipeline" examples, run as written (in a folder holding model.pt) on a small
-22.05 kHz HiFi-GAN, and every result compared with our own decode."""
+"""The "Use it in your TTS pipeline" examples of docs/pipelines.md (moved there from the README), run as written (in a
+folder holding model.pt) on a small 22.05 kHz HiFi-GAN, and every result compared with our own decode."""
 from __future__ import annotations
 
 import math
@@ -25,11 +25,11 @@ pytest.importorskip("parallel_wavegan")
 
 pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "pipelines.md"
 
 
 def _section_blocks():
-    text = README.read_text()
+    text = PAGE.read_text()
     start = text.index("## Use it in your TTS pipeline")
     end = text.find("\n## ", start + 1)
     section = text[start:end if end > 0 else None]
@@ -51,7 +51,7 @@ def _model() -> Vocoder:
 
 
 def test_readme_pipeline_examples_run_and_give_our_audio(tmp_path, monkeypatch, capsys, HIFIGAN):
-    # HIFIGAN: skipped without SpeechBrain; the README's own import of it runs in the example
+    # HIFIGAN: skipped without SpeechBrain; the page's own import of it runs in the example
     blocks = _section_blocks()
     assert [kind for kind, _ in blocks] == ["python", "bash", "python"]
     voc = _model()
@@ -66,7 +66,7 @@ def test_readme_pipeline_examples_run_and_give_our_audio(tmp_path, monkeypatch, 
           "tts_mel_config": MelConfig()}
     for kind, code in blocks:
         if kind == "python":
-            exec(compile(code, str(README), "exec"), ns)
+            exec(compile(code, str(PAGE), "exec"), ns)
         else:
             for line in code.splitlines():
                 args = shlex.split(line.split("#")[0])
@@ -91,6 +91,6 @@ def test_readme_pipeline_examples_run_and_give_our_audio(tmp_path, monkeypatch, 
         print()
         for name, (got, ref) in results.items():
             diff = (got.detach() - ref).abs().max().item()
-            print(f"[README {name}] max abs diff {diff:.2e}")
+            print(f"[docs/pipelines.md {name}] max abs diff {diff:.2e}")
             assert got.shape == ref.shape and diff < 1e-4, name
     assert want.std() > 1e-3

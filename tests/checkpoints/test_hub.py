@@ -117,6 +117,24 @@ def test_a_local_path_wins_over_a_repo_id(tmp_path, offline, monkeypatch):
     same_weights(local, voc)
 
 
+
+def test_init_generator_takes_a_repo_id(tmp_path, offline):
+    """``vocoder train --init-generator org/name`` (``generator.init``): the repo's generator, as from_pretrained
+    reads it, fills the recipe; a repo whose files are not cached is the same one clear error, named."""
+    from vocoder.training.generator_init import resolve_generator_init
+
+    voc = tiny_hifigan(True)
+    voc.save_pretrained(tmp_path / "st")
+    hub_cache(offline, "us/tiny-hifigan", tmp_path / "st", revision="v1")
+    recipe = {"generator": {"name": "hifigan", "config": {}, "init": "us/tiny-hifigan@v1"}}
+    filled, init = resolve_generator_init(recipe)
+    assert filled["generator"]["config"] and filled["mel"] == voc.mel_config.to_dict()
+    assert init.path.startswith(str(offline)) and init.name == "hifigan"
+    assert init.state_dict.keys() == voc.generator.state_dict().keys()
+    assert all(torch.equal(init.state_dict[k], v) for k, v in voc.generator.state_dict().items())
+    with pytest.raises(ValueError, match=r"generator.init: .*us/missing.*HF_HUB_OFFLINE"):
+        resolve_generator_init({"generator": {"name": "hifigan", "config": {}, "init": "us/missing"}})
+
 def test_offline_without_the_files_is_one_clear_error(tmp_path, offline, monkeypatch, capsys):
     with pytest.raises(ValueError) as e:
         Vocoder.from_pretrained("nvidia/bigvgan-tiny", revision="v2.1", cache_dir=offline)
@@ -206,6 +224,9 @@ def test_cli_serve_and_plugins_take_repo_ids(tmp_path, offline):
     hub_cache(offline, "us/tiny", tmp_path / "st", revision="v1")
     args = build_parser().parse_args(["serve", "--model", "us/tiny", "--revision", "v1", "--cache-dir", str(offline)])
     same_weights(voc, load_model(args))
+    from vocoder.cli.serve import config_from_args
+
+    assert config_from_args(args).model_name == "us/tiny@v1"  # what /v1/info calls the model
     args = build_parser().parse_args(["export", "--format", "safetensors", "us/tiny@v1", str(tmp_path / "out")])
     assert args._run(args) == 0
     same_weights(voc, Vocoder.from_pretrained(tmp_path / "out"))

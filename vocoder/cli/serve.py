@@ -64,6 +64,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+def _model_name(args):
+    """``--model`` as ``/v1/info`` names it: a repo id with the ``--revision`` it was read at (``org/name@rev``)."""
+    revision = getattr(args, "revision", None)
+    if args.model and revision and "@" not in args.model and not os.path.exists(args.model):
+        return f"{args.model}@{revision}"
+    return args.model
+
+
 def config_from_args(args):
     from vocoder.serving.config import API_KEY_ENV, ServeConfig
 
@@ -72,7 +80,7 @@ def config_from_args(args):
                        max_streams=args.max_streams, stream_idle_s=args.stream_idle_s,
                        body_timeout_s=args.body_timeout_s, max_body_readers=args.max_body_readers,
                        stream_script=args.stream_script, stream_prewarm=args.stream_prewarm,
-                       api_key=args.api_key or os.environ.get(API_KEY_ENV) or None, model_name=args.model)
+                       api_key=args.api_key or os.environ.get(API_KEY_ENV) or None, model_name=_model_name(args))
 
 
 def run(args) -> int:

@@ -1,13 +1,16 @@
 """Fine-tuning: ``generator.init: PATH`` in a recipe.
 
 :func:`resolve_generator_init` reads PATH (anything :func:`vocoder.checkpoints.load_checkpoint` reads: our ``.pt``,
-an official BigVGAN folder, a HiFi-GAN ``g_*`` file + ``config.json``, ...), checks the recipe against it and
-fills in the generator config and mel settings the recipe leaves empty.
+an official BigVGAN folder, a HiFi-GAN ``g_*`` file + ``config.json``, ...), or a Hugging Face repo id
+(``org/name[@revision]``, resolved as ``Vocoder.from_pretrained`` resolves it: the Hub's cache, ``HF_HUB_OFFLINE``;
+a local path of the same spelling wins), checks the recipe against it and fills in the generator config and mel
+settings the recipe leaves empty.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 from typing import Any, Dict, List, Mapping
 
 from ..audio.mel import MelConfig
@@ -63,6 +66,15 @@ def _config_differences(ckpt_config: Mapping[str, Any], recipe_config: Mapping[s
     return out
 
 
+def _local(path: str) -> str:
+    """``path`` itself when it exists or is not a repo id, else the local files of Hub repo ``path``."""
+    if os.path.exists(path):
+        return path
+    from ..checkpoints.hub import looks_like_repo_id, resolve_repo  # deferred: huggingface_hub
+
+    return str(resolve_repo(path)) if looks_like_repo_id(path) else path
+
+
 def resolve_generator_init(recipe: Mapping[str, Any], load: bool = True):
     """Check ``recipe`` against its ``generator.init`` checkpoint and complete it from there.
 
@@ -85,6 +97,7 @@ def resolve_generator_init(recipe: Mapping[str, Any], load: bool = True):
     if not load and explicit_config and explicit_mel:
         return recipe, None
     try:
+        path = _local(path)
         generator, mel, meta = load_checkpoint(path)
     except ValueError as e:
         hint = "" if load else (" (when resuming, --config RUN_DIR/recipe.yaml or no --config reads the generator "

@@ -303,3 +303,20 @@ def test_every_family_registers_its_streaming_builder():
     assert streaming_builder(build_generator("hifigan_v2")) is get_spec("hifigan").streaming
     with pytest.raises(ValueError, match="no streaming builder for Linear"):
         streaming_builder(torch.nn.Linear(2, 2))
+
+
+def test_capabilities_are_declared_on_the_spec():
+    """What a family can do is registered with it (``GeneratorSpec.fourier``, ``.streams``), not probed with
+    ``hasattr``; a family that declares a Fourier head without its methods is refused at registration."""
+    from vocoder.generators.registry import get_spec, is_fourier, register_generator
+
+    assert get_spec("vocos").fourier and get_spec("vocos").streams
+    assert not get_spec("hifigan").fourier and get_spec("hifigan").streams
+    assert is_fourier(build_generator("vocos_22khz_80band_small")) and not is_fourier(build_generator("hifigan_v3"))
+
+    class Duck(torch.nn.Module):  # has the methods but no family registered it
+        def spectrum(self, mel): ...
+
+    assert not is_fourier(Duck())
+    with pytest.raises(TypeError, match="fourier=True but has no synthesize, refined"):
+        register_generator("broken", dict, fourier=True)(Duck)

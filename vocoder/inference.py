@@ -22,7 +22,7 @@ import torch.nn as nn
 from .audio.io import load_audio, resample
 from .audio.mel import MelConfig, as_tensor, check_audio, check_mel, mel_spectrogram
 from .checkpoints import load_checkpoint, save_checkpoint
-from .generators.registry import build_generator, check_generator_fits_mel, get_preset, preset_names
+from .generators.registry import build_generator, check_generator_fits_mel, get_preset, is_fourier, preset_names
 from .nn.phase_retrieval import PHASE_METHODS
 from .nn.weight_normalization import fold_weight_norm as fold_weights  # the name is taken by the argument
 from .streaming import StreamingVocoder, build_streaming_generator, stream_phase
@@ -86,7 +86,7 @@ class Vocoder(nn.Module):
     def phase(self, value: str) -> None:
         if value not in PHASE_METHODS:
             raise ValueError(f"phase must be one of {', '.join(PHASE_METHODS)}, got {value!r}")
-        if value != "model" and not hasattr(self.generator, "refined"):
+        if value != "model" and not is_fourier(self.generator):
             raise ValueError(f"phase {value!r} needs a Fourier-head generator (the vocos family); "
                              f"{self.generator_name} makes its waveform directly, with no phase to replace")
         self._phase = value
@@ -106,7 +106,7 @@ class Vocoder(nn.Module):
     def phase_iterations(self, value: int) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"phase_iterations must be an integer >= 0, got {value!r}")
-        if value and not hasattr(self.generator, "refined"):
+        if value and not is_fourier(self.generator):
             raise ValueError(f"phase refinement needs a Fourier-head generator (the vocos family); "
                              f"{self.generator_name} makes its waveform directly, with no phase to refine")
         self._phase_iterations = int(value)

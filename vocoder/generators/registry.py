@@ -18,18 +18,28 @@ from ..audio.mel import MelConfig
 
 __all__ = ["register_generator", "register_preset", "build_generator", "get_preset", "generator_names",
            "preset_names", "config_from_dict", "resolve_config", "check_generator_fits_mel", "streaming_builder",
-           "GeneratorSpec", "Preset"]
+           "GeneratorSpec", "Preset", "spec_of", "is_fourier"]
 
 
 @dataclass(frozen=True)
 class GeneratorSpec:
-    """Everything a family registers about itself: its name, class, config dataclass and the builder of its
+    """Everything a family registers about itself: its name, class, config dataclass, the builder of its
     streaming network (``generator -> StreamSequential`` of :mod:`vocoder.nn.streaming` layers; ``None``: the
-    family does not stream)."""
+    family does not stream) and what it can do beyond ``forward``:
+
+    - ``fourier``: it predicts an STFT and synthesises it, ``spectrum(mel) -> (log_amplitude, phase)``,
+      ``synthesize(log_amplitude, phase)`` and ``refined(mel, iterations, phase=...)`` (the Fourier losses, phase
+      retrieval and refinement use them).
+    """
     name: str
     cls: Type[nn.Module]
     config_cls: type
     streaming: Optional[Callable[[nn.Module], nn.Module]] = None
+    fourier: bool = False
+
+    @property
+    def streams(self) -> bool:
+        return self.streaming is not None
 
 
 @dataclass(frozen=True)
@@ -45,16 +55,32 @@ _GENERATORS: Dict[str, GeneratorSpec] = {}
 _PRESETS: Dict[str, Preset] = {}
 
 
-def register_generator(name: str, config_cls: type, streaming: Optional[Callable[[nn.Module], nn.Module]] = None
-                       ) -> Callable[[Type[nn.Module]], Type[nn.Module]]:
-    """Class decorator: ``@register_generator("hifigan", HiFiGANConfig, streaming=stream_hifigan)``."""
+def register_generator(name: str, config_cls: type, streaming: Optional[Callable[[nn.Module], nn.Module]] = None,
+                       fourier: bool = False) -> Callable[[Type[nn.Module]], Type[nn.Module]]:
+    """Class decorator: ``@register_generator("hifigan", HiFiGANConfig, streaming=stream_hifigan)``; ``fourier``:
+    see :class:`GeneratorSpec` (checked here: such a class has the methods it promises)."""
 
     def deco(cls):
-        _GENERATORS[name] = GeneratorSpec(name, cls, config_cls, streaming)
+        missing = [m for m in ("spectrum", "synthesize", "refined") if fourier and not callable(getattr(cls, m, None))]
+        if missing:
+            raise TypeError(f"generator {name!r} registers fourier=True but has no {', '.join(missing)}")
+        _GENERATORS[name] = GeneratorSpec(name, cls, config_cls, streaming, fourier)
         cls.registry_name = name
         return cls
 
     return deco
+
+
+def spec_of(generator: nn.Module) -> Optional[GeneratorSpec]:
+    """The registered spec of a generator instance (``None`` for a module no family registered)."""
+    spec = _GENERATORS.get(getattr(type(generator), "registry_name", None))
+    return spec if spec is not None and isinstance(generator, spec.cls) else None
+
+
+def is_fourier(generator: nn.Module) -> bool:
+    """Whether ``generator`` predicts an STFT (its family registered ``fourier=True``)."""
+    spec = spec_of(generator)
+    return spec is not None and spec.fourier
 
 
 def register_preset(name: str, generator: str, config: Any, mel: MelConfig, description: str = "") -> None:

@@ -205,7 +205,7 @@ def _check_prior(gen: nn.Module, prior: StreamMelPrior) -> None:
                            "update vocoder.nn.streaming.fourier.StreamMelPrior")
 
 
-@register_generator("vocos", VocosConfig, streaming=stream_vocos)
+@register_generator("vocos", VocosConfig, streaming=stream_vocos, fourier=True)
 class VocosGenerator(nn.Module):
     """ConvNeXt backbone + Fourier head; ``forward(mel [B, n_mels, T]) -> wav [B, 1, T * hop]``."""
 

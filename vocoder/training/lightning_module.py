@@ -33,6 +33,7 @@ import torch
 
 from .. import losses as vl
 from ..audio.mel import MelConfig, mel_spectrogram
+from ..generators.registry import is_fourier
 from ..checkpoints.training_layout import RECIPE, read_cpu_seconds, read_gan_step, training_extras
 from .recipes import plain_data
 from .settings import FOURIER_TERMS, RECONSTRUCTION_TERMS, TrainingRecipe, as_training_recipe
@@ -72,7 +73,7 @@ class GANVocoder(pl.LightningModule):
         self.stft_loss = vl.MultiResolutionSTFTLoss(**L.stft_args)
         self.fourier_loss = None
         if any(self.w[k] > 0 for k in FOURIER_TERMS):
-            if not hasattr(self.generator, "spectrum"):
+            if not is_fourier(self.generator):
                 raise ValueError(f"losses {[k for k in FOURIER_TERMS if self.w[k] > 0]} need a Fourier-head "
                                  f"generator (one with spectrum()), got {self.generator_name}")
             gc = self.generator.config

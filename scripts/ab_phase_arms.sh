@@ -4,6 +4,7 @@
 # SIGTERM (which saves last.ckpt) after 3600 CPU-seconds of its training process. Run from the repository root with
 # the corpus built (recipes/data/build_corpus.py --out data/corpus); runs go to runs/ab_phase/ARM.
 set -u
+mkdir -p runs/ab_phase
 W=recipes/warm_start/default_22khz_fourier_generator.pt
 COMMON="--data data/corpus/train.txt --val data/corpus/val.txt --no-progress-bar --init-generator $W trainer.keep_last_checkpoints=100 trainer.checkpoint_every_n_steps=250"
 declare -A OVR

@@ -47,16 +47,39 @@ def score_split(voc: Vocoder, files) -> dict:
         # the Griffin-Lim row's phase retrieval on the model's amplitude too
         outputs = spectrum_swaps(voc.generator, mel, ref, griffin_lim_config=voc.mel_config)
         outputs["griffin_lim"] = griffin_lim(mel.reshape(mel.shape[-2:]).cpu(), voc.mel_config)
-        cache = {}
-        for name, wav in outputs.items():
-            r, h = align(ref, wav.detach().cpu().float())
-            scores = evaluate_pair(r, h, voc.sample_rate, voc.mel_config, cache=cache)
-            scores.update(mos_scores(wav, voc.sample_rate))
-            per[name].append({"file": str(path), **scores})
+        score_outputs(voc, path, ref, outputs, per)
         per["reference"].append({"file": str(path), **mos_scores(ref, voc.sample_rate)})
         print(f"{Path(path).name}: " + ", ".join(f"{n} {per[n][-1]['distillmos']:.2f}" for n in per), flush=True)
+    return summarise(per)
+
+
+def score_outputs(voc: Vocoder, path, ref: torch.Tensor, outputs: dict, per: dict) -> None:
+    """Appends each output's metrics against ``ref`` (the release's metrics and MOS) to ``per[name]``."""
+    cache = {}
+    for name, wav in outputs.items():
+        r, h = align(ref, wav.detach().cpu().float())
+        scores = evaluate_pair(r, h, voc.sample_rate, voc.mel_config, cache=cache)
+        scores.update(mos_scores(wav, voc.sample_rate))
+        per[name].append({"file": str(path), **scores})
+
+
+def summarise(per: dict) -> dict:
+    """``{system: rows}`` -> ``{system: {"clips": rows, "mean": {metric: mean}}}``."""
     return {name: {"clips": rows, "mean": {k: float(np.nanmean([r[k] for r in rows])) for k in COLUMNS
                                             if k in rows[0]}} for name, rows in per.items()}
+
+
+def report(results: dict, clips: dict, labels: dict, first_column: str, json_path=None) -> None:
+    """Prints one Markdown table per split of ``results`` (``{split: {system: summary}}``; ``clips``: the number
+    of clips per split; ``labels``: each system's row name) and writes ``results`` to ``json_path``."""
+    lines = []
+    for split, res in results.items():
+        lines += [f"\n{split} ({clips[split]} clips):\n", f"| {first_column} | {' | '.join(HEADERS)} |",
+                  "|---|" + "---|" * len(HEADERS)]
+        lines += [f"| {labels[name]} | {fmt(r['mean'])} |" for name, r in res.items()]
+    print("\n".join(lines))
+    if json_path:
+        Path(json_path).write_text(json.dumps(results, indent=2) + "\n")
 
 
 def main(argv=None) -> int:
@@ -66,15 +89,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     splits = splits_from_arguments(args)
     voc = Vocoder.from_pretrained(args.checkpoint).eval()
-    results, lines = {}, []
-    for split, files in splits.items():
-        results[split] = res = score_split(voc, files)
-        lines += [f"\n{split} ({len(files)} clips):\n", f"| system | {' | '.join(HEADERS)} |",
-                  "|---|" + "---|" * len(HEADERS)]
-        lines += [f"| {LABELS[name]} | {fmt(r['mean'])} |" for name, r in res.items()]
-    print("\n".join(lines))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    results = {split: score_split(voc, files) for split, files in splits.items()}
+    report(results, {split: len(files) for split, files in splits.items()}, LABELS, "system", args.json)
     return 0
 
 

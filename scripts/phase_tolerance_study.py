@@ -15,7 +15,6 @@ scored like the release (DistillMOS, DNSMOS, M-STFT, periodicity, V/UV F1, PESQ)
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,11 +24,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from training_curve import COLUMNS, HEADERS, add_split_arguments, fmt, splits_from_arguments  # noqa: E402
+from phase_oracle import report, score_outputs, summarise  # noqa: E402
+from training_curve import add_split_arguments, splits_from_arguments  # noqa: E402
 
 from vocoder.audio.io import load_audio  # noqa: E402
-from vocoder.evaluation import evaluate_pair, mos_scores  # noqa: E402
-from vocoder.evaluation.metrics import align  # noqa: E402
 from vocoder.inference import Vocoder  # noqa: E402
 from vocoder.nn import phase_retrieval as pr  # noqa: E402
 
@@ -38,12 +36,9 @@ TOLERANCE = pr.DEFAULT_TOLERANCE
 
 def floors(s: np.ndarray, rule: str):
     """``(floors [T], reach [T])``: the significance floor of each frame and the maximum it is relative to."""
-    T = s.shape[1]
-    if rule == "global":
-        reach = np.full(T, float(s.max()))
-    else:  # "frame": RTPGHI's rule
-        maxima = s.max(axis=0)
-        reach = np.maximum(maxima, np.concatenate([[0.0], maxima[:-1]]))
+    if rule == "frame":  # RTPGHI's rule
+        return pr.frame_tolerances(s, TOLERANCE)[:2]
+    reach = np.full(s.shape[1], float(s.max()))
     return TOLERANCE * reach, reach
 
 
@@ -62,35 +57,31 @@ def phase(s: np.ndarray, method: str, rule: str, hop: int, n_fft: int) -> np.nda
 
 
 VARIANTS = [("pghi", "global"), ("pghi", "frame"), ("rtpghi", "frame"), ("rtpghi", "global")]
-LABELS = {("pghi", "global"): "PGHI, utterance tolerance (shipped `pghi`)",
-          ("pghi", "frame"): "PGHI, frame tolerance",
-          ("rtpghi", "frame"): "RTPGHI, frame tolerance (shipped `rtpghi`)",
-          ("rtpghi", "global"): "RTPGHI, utterance tolerance"}
+LABELS = {"pghi/global": "PGHI, utterance tolerance (shipped `pghi`)",
+          "pghi/frame": "PGHI, frame tolerance",
+          "rtpghi/frame": "RTPGHI, frame tolerance (shipped `rtpghi`)",
+          "rtpghi/global": "RTPGHI, utterance tolerance"}
 
 
 def score_split(voc: Vocoder, files) -> dict:
     gen = voc.generator
     istft = gen.head.istft
-    per = {v: [] for v in VARIANTS}
+    per = {f"{m}/{r}": [] for m, r in VARIANTS}
     for path in files:
         ref = load_audio(path, voc.sample_rate)
         with torch.inference_mode():
             mel = voc.mel(ref)
             log_amp, _ = gen.spectrum(mel[None])
             amp = torch.exp(log_amp.float()).clip(max=1e2)
-        cache = {}
+        outputs = {}
         for v in VARIANTS:
             ph = torch.from_numpy(phase(amp[0].double().numpy(), *v, istft.hop_length, istft.n_fft)).float()
             with torch.inference_mode():
                 wav = istft(torch.polar(amp, ph[None]))[0]
-            r, h = align(ref, wav)
-            scores = evaluate_pair(r, h, voc.sample_rate, voc.mel_config, cache=cache)
-            scores.update(mos_scores(wav, voc.sample_rate))
-            per[v].append({"file": str(path), **scores})
-        print(f"{Path(path).name}: " + ", ".join(f"{m}/{r} {per[(m, r)][-1]['distillmos']:.2f}"
-                                               for m, r in VARIANTS), flush=True)
-    return {v: {"clips": rows, "mean": {k: float(np.nanmean([r[k] for r in rows])) for k in COLUMNS}}
-            for v, rows in per.items()}
+            outputs[f"{v[0]}/{v[1]}"] = wav
+        score_outputs(voc, path, ref, outputs, per)
+        print(f"{Path(path).name}: " + ", ".join(f"{v} {per[v][-1]['distillmos']:.2f}" for v in per), flush=True)
+    return summarise(per)
 
 
 def main(argv=None) -> int:
@@ -100,16 +91,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     splits = splits_from_arguments(args)
     voc = Vocoder.from_pretrained(args.checkpoint).eval()
-    results, lines = {}, []
-    for split, files in splits.items():
-        res = score_split(voc, files)
-        results[split] = {f"{m}/{r}": x for (m, r), x in res.items()}
-        lines += [f"\n{split} ({len(files)} clips):\n", f"| phase (no iterations) | {' | '.join(HEADERS)} |",
-                  "|---|" + "---|" * len(HEADERS)]
-        lines += [f"| {LABELS[v]} | {fmt(x['mean'])} |" for v, x in res.items()]
-    print("\n".join(lines))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    results = {split: score_split(voc, files) for split, files in splits.items()}
+    report(results, {split: len(files) for split, files in splits.items()}, LABELS, "phase (no iterations)",
+           args.json)
     return 0
 
 

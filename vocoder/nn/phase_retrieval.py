@@ -39,8 +39,8 @@ import torch
 
 from ..kernels.dispatch import kernels_enabled
 
-__all__ = ["PHASE_METHODS", "HANN_LAMBDA", "hann_lambda", "phase_steps", "pghi", "rtpghi", "RTPGHIStream",
-           "retrieve_phase"]
+__all__ = ["PHASE_METHODS", "HANN_LAMBDA", "hann_lambda", "phase_steps", "pghi", "rtpghi", "frame_tolerances",
+           "RTPGHIStream", "retrieve_phase"]
 
 #: how a Fourier head's phase is obtained: its own prediction, or computed from its amplitude
 PHASE_METHODS = ("model", "pghi", "rtpghi")
@@ -205,6 +205,16 @@ def pghi(amplitude, hop: int, n_fft: int, tolerance: float = DEFAULT_TOLERANCE, 
     return _to_frame_start(ext.pghi_integrate(*_f64(s, time_step, freq_step), float(floor)).numpy())
 
 
+def frame_tolerances(s: np.ndarray, tolerance: float, previous_max: float = 0.0):
+    """RTPGHI's significance rule for frames ``s [F, t]``: ``(floors [t], reach [t], log-amplitude [F, t])``. A
+    frame's floor is ``tolerance`` times its reach, the larger of its own and the previous frame's maximum
+    (``previous_max`` before the first; 0 at an utterance's start); the log-amplitude is floored there."""
+    maxima = s.max(axis=0)
+    reach = np.maximum(maxima, np.concatenate([[previous_max], maxima[:-1]]))
+    floors = tolerance * reach
+    return floors, reach, np.log(np.maximum(s, np.maximum(floors, 1e-300)[None, :]))
+
+
 def rtpghi(amplitude, hop: int, n_fft: int, tolerance: float = DEFAULT_TOLERANCE, lam: Optional[float] = None,
            compiled: Optional[bool] = None) -> np.ndarray:
     """Phase ``[F, T]`` (frame-start convention) of the amplitude ``[F, T]``, frame by frame with one frame of
@@ -214,11 +224,7 @@ def rtpghi(amplitude, hop: int, n_fft: int, tolerance: float = DEFAULT_TOLERANCE
     F, T = s.shape
     if T == 0:
         return np.zeros((F, T))
-    maxima = s.max(axis=0)
-    # each frame's floor: the tolerance times the larger of its own and the previous frame's maximum
-    reach = np.maximum(maxima, np.concatenate([[0.0], maxima[:-1]]))
-    floors = tolerance * reach
-    logs = np.log(np.maximum(s, np.maximum(floors, 1e-300)[None, :]))
+    floors, reach, logs = frame_tolerances(s, tolerance)
     time_step, freq_step = phase_steps(logs, hop, n_fft, lam)
     ext = _heap_extension(compiled)
     if ext is None:
@@ -267,11 +273,9 @@ class RTPGHIStream:
 
     def _prepare(self, s: np.ndarray):
         """The tolerances and log-amplitudes of new frames ``[F, t]``, as :func:`rtpghi` computes them."""
-        maxima = s.max(axis=0)
-        reach = np.maximum(maxima, np.concatenate([[self._prev_max], maxima[:-1]]))
-        floors = self.tolerance * reach
-        self._prev_max = float(maxima[-1])
-        return s, np.log(np.maximum(s, np.maximum(floors, 1e-300)[None, :])), floors, reach
+        floors, reach, logs = frame_tolerances(s, self.tolerance, self._prev_max)
+        self._prev_max = float(s[:, -1].max())
+        return s, logs, floors, reach
 
     def _integrate(self, s, logs, floors, reach, after: np.ndarray) -> np.ndarray:
         """Window-centred phases ``[F, k]`` of frames ``s [F, k]`` (``after``: the next frame's log-amplitude)."""

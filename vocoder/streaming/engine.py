@@ -371,7 +371,7 @@ class StreamingVocoder:
         """What must agree for two decoders to run a chunk of ``frames`` together: the network they copy, the
         chunk length, each per-item state's shape past the batch axis, each shared counter's value."""
         parts = [id(self.generator), self.phase, frames, self._states[0].dtype, self._states[0].device,
-                 tuple(p.pending_frames for p in self._phases)[:1]]
+                 self._phases[0].pending_frames if self._phases else None]
         for s, per_item in zip(self._states, self._per_item):
             if per_item:
                 parts.append(tuple(s.shape[1:]))

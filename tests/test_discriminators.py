@@ -43,11 +43,15 @@ def _small(name):
         "mrd": lambda: MultiResolutionDiscriminator(channel_mult=0.25),
         "msstftd": lambda: MultiScaleSTFTDiscriminator(filters=8),
         "cqtd": lambda: MultiScaleSubbandCQTDiscriminator(sample_rate=22050, filters=8),
+        "pwgd": lambda: build_discriminator("pwgd", conv_channels=16),
+        "pwgd_residual": lambda: build_discriminator("pwgd_residual", residual_channels=8, gate_channels=16,
+                                                     skip_channels=8),
     }[name]()
 
 
 # name -> (number of sub-discriminators, feature maps per sub-discriminator)
-COUNTS = {"mpd": (5, 6), "msd": (3, 8), "mrd": (3, 6), "msstftd": (3, 5), "cqtd": (3, 5)}
+COUNTS = {"mpd": (5, 6), "msd": (3, 8), "mrd": (3, 6), "msstftd": (3, 5), "cqtd": (3, 5), "pwgd": (1, 9),
+          "pwgd_residual": (1, 31)}
 
 
 @pytest.mark.parametrize("name", sorted(COUNTS))
@@ -77,14 +81,22 @@ def test_gradients_flow(name, wav):
     assert sum(p.grad.abs().sum() for p in trainable) > 0
 
 
+# Discriminators that also take the mel (tests/test_rwd.py covers them): sub-discriminator count.
+CONDITIONAL_COUNTS = {"rwd": 10}
+
+
 def test_every_default_builds_and_runs():
     x = 0.1 * torch.randn(1, 1, 4096)
-    assert discriminator_names() == sorted(COUNTS)
+    assert discriminator_names() == sorted(set(COUNTS) | set(CONDITIONAL_COUNTS))
     for name in discriminator_names():
         d = build_discriminator(name)
         with torch.no_grad():
-            logits, fmaps = d(x)
-        assert len(logits) == COUNTS[name][0], name
+            if name in CONDITIONAL_COUNTS:  # its largest window is 16 hops of 256 samples
+                logits, fmaps = d(0.1 * torch.randn(1, 1, 8192), torch.randn(1, 80, 32))
+            else:
+                logits, fmaps = d(x)
+        expected = CONDITIONAL_COUNTS[name] if name in CONDITIONAL_COUNTS else COUNTS[name][0]
+        assert len(logits) == expected, name
         assert all(torch.isfinite(y).all() for y in logits), name
 
 

@@ -22,7 +22,7 @@ import torch.nn as nn
 from .audio.io import load_audio, resample
 from .audio.mel import MelConfig, as_tensor, check_audio, check_mel, mel_spectrogram
 from .checkpoints import load_checkpoint, save_checkpoint
-from .generators.registry import build_generator, check_generator_fits_mel, get_preset, is_fourier, preset_names
+from .generators.registry import build_generator_for_mel, check_generator_fits_mel, get_preset, is_fourier, preset_names
 from .nn.phase_retrieval import PHASE_METHODS
 from .nn.weight_normalization import fold_weight_norm as fold_weights  # the name is taken by the argument
 from .streaming import StreamingVocoder, build_streaming_generator, stream_phase
@@ -159,7 +159,7 @@ class Vocoder(nn.Module):
                         f"random_init=True for a randomly initialised {path} (tests, benchmarks)"
                     )
                 preset = get_preset(path)
-                gen = build_generator(path)
+                gen = build_generator_for_mel(preset.generator, preset.config, preset.mel, f"preset {path}")
                 return cls(gen, preset.mel, {"source": "preset", "preset": path, "random_init": True},
                            phase_iterations=phase_iterations, phase=phase).to(device)
             from .checkpoints.hub import looks_like_repo_id, resolve_repo, split_revision  # deferred: huggingface_hub

@@ -141,7 +141,7 @@ def _edit_config(folder, **changes):
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(generator_type="ParallelWaveGANGenerator"), "generator_type ParallelWaveGANGenerator is not supported"),
+    (dict(generator_type="StyleMelGANGenerator"), "generator_type StyleMelGANGenerator is not supported"),
     (dict(generator_params={"out_channels": 4}), "PQMF"),
     (dict(generator_params={"use_causal_conv": True}), "use_causal_conv"),
     (dict(generator_params={"global_channels": 64}), "global_channels"),
@@ -149,7 +149,7 @@ def _edit_config(folder, **changes):
     (dict(generator_params={"resblock_kernel_sizes": [3], "resblock_dilations": [[1, 3, 5]]}), "layers"),
     (dict(window="hamming"), "window"),
     (dict(global_gain_scale=0.5), "global_gain_scale"),
-], ids=["wavenet", "multiband", "causal", "speaker-conditioned", "wrong-width", "wrong-depth", "window", "gain"])
+], ids=["style-melgan", "multiband", "causal", "speaker-conditioned", "wrong-width", "wrong-depth", "window", "gain"])
 def test_checkpoint_that_does_not_fit(tmp_path, change, message):
     kind, params = CASES["hifigan"]
     _write_run(tmp_path, kind, params)

@@ -1,6 +1,7 @@
 """Recipes: YAML -> resolved dict, dotted overrides, and every shipped recipe trains two GAN steps (tiny sizes)."""
 from __future__ import annotations
 
+import dataclasses
 
 import pytest
 import torch
@@ -116,3 +117,38 @@ def test_training_recipe_types_the_sections_once():
     assert [d.name for d in t.discriminators] == [d["name"] for d in r["discriminators"]]
     with pytest.raises(ValueError, match="generator takes 80 mels, mel config says 100"):
         TrainingRecipe.from_dict(load_recipe(RECIPES_DIR / "hifigan_v2.yaml", ["mel.n_mels=100"]))
+
+
+def test_the_trainer_section_is_typed_like_the_others():
+    from vocoder.training.settings import TrainerSettings, TrainingRecipe
+
+    r = load_recipe(RECIPES_DIR / "hifigan_v2.yaml", ["trainer.max_steps=1e3", "trainer.devices=[0, 1]",
+                                                        "trainer.find_unused_parameters=false",
+                                                        "trainer.checkpoint_every_n_steps=null"])
+    t = TrainingRecipe.from_dict(r).trainer
+    assert isinstance(t, TrainerSettings) and set(vars(t)) == set(DEFAULTS["trainer"])
+    assert t.max_steps == 1000 and isinstance(t.max_steps, int) and t.devices == [0, 1]
+    assert t.find_unused_parameters is False and t.checkpoint_every_n_steps is None and t.precision == "auto"
+    with pytest.raises(ValueError, match="unknown key 'max_step' in trainer"):
+        load_recipe(RECIPES_DIR / "hifigan_v2.yaml", ["trainer.max_step=10"])
+
+
+def test_the_generator_is_built_for_the_mel_settings():
+    """One function builds a generator for a MelConfig (training, inference, the checkpoint readers): what a config
+    dict leaves out of n_mels / hop_length comes from the mel, what it sets must agree, the error names the source."""
+    from vocoder.audio.mel import MelConfig
+    from vocoder.generators.registry import build_generator_for_mel, config_for_mel, get_preset
+
+    mel = MelConfig(n_mels=100, hop_length=128, n_fft=512, win_length=512)
+    gen = build_generator_for_mel("hifigan", {"upsample_rates": [8, 4, 4], "upsample_kernel_sizes": [16, 8, 8],
+                                              "upsample_initial_channel": 32}, mel)
+    assert (gen.n_mels, gen.hop_length) == (100, 128)
+    vocos = config_for_mel("vocos", {"dim": 16, "intermediate_dim": 32, "num_layers": 1, "n_fft": 512}, mel)
+    assert (vocos.n_mels, vocos.hop_length) == (100, 128)  # a field here, so taken from the mel
+    with pytest.raises(ValueError, match="my.pt: generator upsamples by 256, mel hop_length is 128"):
+        build_generator_for_mel("hifigan", {"n_mels": 100}, mel, "my.pt")
+    with pytest.raises(ValueError, match="generator takes 80 mels, mel config says 100"):
+        build_generator_for_mel("hifigan_v2", None, mel)  # a preset name: its config, checked the same way
+    preset = get_preset("hifigan_v2")
+    assert build_generator_for_mel("hifigan_v2", {"upsample_initial_channel": 32}, preset.mel).config == \
+        dataclasses.replace(preset.config, upsample_initial_channel=32)

@@ -21,6 +21,8 @@ _TINY_GEN = {
                 "generator.config.resblock_dilation_sizes=[[1, 3, 5]]"],
     "melgan": ["generator.config.ngf=4", "generator.config.n_residual_layers=1"],
     "vocos": ["generator.config.dim=16", "generator.config.intermediate_dim=32", "generator.config.num_layers=2"],
+    "parallel_wavegan": ["generator.config.layers=4", "generator.config.stacks=2", "generator.config.residual_channels=8",
+                         "generator.config.gate_channels=16", "generator.config.skip_channels=8"],
 }
 _TINY_DISC = {
     "mpd": {"channel_mult": 0.0625, "periods": [2, 3]},
@@ -28,6 +30,9 @@ _TINY_DISC = {
     "mrd": {"channel_mult": 0.0625},
     "msstftd": {"filters": 4, "max_filters": 16, "n_ffts": [512, 256], "hop_lengths": [128, 64],
                 "win_lengths": [512, 256]},
+    "pwgd": {"layers": 4, "conv_channels": 8},
+    "rwd": {"channel_mult": 0.0625, "window_frames": [1, 2, 4]},
+    "pwgd_residual": {"layers": 4, "stacks": 2, "residual_channels": 8, "gate_channels": 16, "skip_channels": 8},
     "cqtd": {"filters": 4, "max_filters": 16, "n_octaves": [5, 5], "hop_lengths": [256, 256],
              "bins_per_octaves": [12, 24]},
 }

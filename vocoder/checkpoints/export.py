@@ -64,6 +64,14 @@ def _export_source(obj, mel_config: Optional[MelConfig], name: str, label: str,
     return generator, mel
 
 
+def _check_official_layers(generator: nn.Module, who: str) -> None:
+    """Official codes have no twin deconvolution (FA-GAN's, ``upsample: twin``): such a model stays in our format."""
+    upsample = getattr(getattr(generator, "config", None), "upsample", "transposed")
+    if upsample != "transposed":
+        raise ValueError(f"{who}: this generator upsamples with `upsample: {upsample}`, which the official code "
+                         f"does not have; save it in our format")
+
+
 def _check_hifigan_mel(mel: MelConfig, who: str) -> None:
     problems = hifigan_mel_problems(mel)
     if problems:
@@ -95,6 +103,7 @@ def export_hifigan(obj, folder: PathLike, mel_config: Optional[MelConfig] = None
     """
     generator, mel = _export_source(obj, mel_config, "hifigan", "HiFi-GAN", "export_hifigan")
     _check_hifigan_mel(mel, "export_hifigan")
+    _check_official_layers(generator, "export_hifigan")
     folded = _folded_state(generator)
     state = {}
     for k, v in folded.items():
@@ -144,17 +153,18 @@ def export_parallel_wavegan(obj, folder: PathLike, mel_config: Optional[MelConfi
     ``checkpoint-<steps>steps.pkl`` (``{"model": {"generator": state_dict}}``, weight norm as ``weight_g`` /
     ``weight_v``) and ``stats.npy`` (``format: npy``).
 
-    ``obj`` is a :class:`~vocoder.inference.Vocoder` or a ``hifigan`` / ``melgan`` generator (then ``mel_config``
-    is needed). ParallelWaveGAN's generators take log10 mels normalised with the statistics (``inference(c,
-    normalize_before=True)``, which ESPnet uses when the statistics are there): a model of ours, which takes the
-    natural log, gets ``mean = 0, scale = 1 / ln 10`` (so the normalised features are our log-mel exactly); one
-    imported from ParallelWaveGAN keeps its own. Returns the checkpoint's path.
+    ``obj`` is a :class:`~vocoder.inference.Vocoder` or a ``hifigan`` / ``melgan`` / ``parallel_wavegan``
+    generator (then ``mel_config`` is needed). ParallelWaveGAN's generators take log10 mels normalised with the
+    statistics (``inference(c, normalize_before=True)``, which ESPnet uses when the statistics are there): a model
+    of ours, which takes the natural log, gets ``mean = 0, scale = 1 / ln 10`` (so the normalised features are our
+    log-mel exactly); one imported from ParallelWaveGAN keeps its own. Returns the checkpoint's path.
     """
     generator, mel = unwrap_generator(obj)
     mel = mel_config or mel
     if mel is None:
         raise ValueError("export_parallel_wavegan needs the MelConfig (pass mel_config= or a Vocoder)")
     name = registry_name(generator)
+    _check_official_layers(generator, "export_parallel_wavegan")
     problems = hifigan_mel_problems(mel)
     if problems:
         raise ValueError(f"export_parallel_wavegan: ParallelWaveGAN's config.yml describes a librosa Slaney mel, this "
@@ -166,22 +176,31 @@ def export_parallel_wavegan(obj, folder: PathLike, mel_config: Optional[MelConfi
     else:
         mean = torch.zeros(mel.n_mels)
         scale = torch.full((mel.n_mels,), 1.0 / math.log(10.0))
-    layers: Dict[str, Dict[str, torch.Tensor]] = {}  # our module prefix -> {weight, bias}, in state-dict order
-    for k, v in folded.items():
-        module, _, leaf = k.rpartition(".")
-        layers.setdefault(module, {})[leaf] = v
-    theirs = pwg_layer_names(h)
-    if len(theirs) != len(layers):
-        raise ValueError(f"export_parallel_wavegan: {len(layers)} weighted layers in the model, ParallelWaveGAN's "
-                         f"{h['generator_type']} has {len(theirs)}")
     state: Dict[str, torch.Tensor] = {}
-    for their, (ours, entries) in zip(theirs, layers.items()):
-        if set(entries) != {"weight", "bias"}:
-            raise ValueError(f"export_parallel_wavegan: layer {ours} holds {sorted(entries)}, expected weight + bias")
-        w = entries["weight"]
-        state[f"{their}.bias"] = entries["bias"]
-        state[f"{their}.weight_g"] = torch.norm_except_dim(w, 2, 0)  # torch.nn.utils.weight_norm(dim=0) halves
-        state[f"{their}.weight_v"] = w
+    if name == "parallel_wavegan":  # the package's module names already: every conv (Conv2d too) weight-normed
+        for k, v in folded.items():
+            if k.endswith(".weight"):
+                state[k[: -len("weight")] + "weight_g"] = torch.norm_except_dim(v, 2, 0)
+                state[k[: -len("weight")] + "weight_v"] = v
+            else:
+                state[k] = v
+    else:
+        layers: Dict[str, Dict[str, torch.Tensor]] = {}  # our module prefix -> {weight, bias}, in state-dict order
+        for k, v in folded.items():
+            module, _, leaf = k.rpartition(".")
+            layers.setdefault(module, {})[leaf] = v
+        theirs = pwg_layer_names(h)
+        if len(theirs) != len(layers):
+            raise ValueError(f"export_parallel_wavegan: {len(layers)} weighted layers in the model, ParallelWaveGAN's "
+                             f"{h['generator_type']} has {len(theirs)}")
+        for their, (ours, entries) in zip(theirs, layers.items()):
+            if set(entries) != {"weight", "bias"}:
+                raise ValueError(f"export_parallel_wavegan: layer {ours} holds {sorted(entries)}, expected weight + "
+                                 f"bias")
+            w = entries["weight"]
+            state[f"{their}.bias"] = entries["bias"]
+            state[f"{their}.weight_g"] = torch.norm_except_dim(w, 2, 0)  # torch.nn.utils.weight_norm(dim=0) halves
+            state[f"{their}.weight_v"] = w
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(yaml.safe_dump(h, sort_keys=False).encode(), folder / PWG_CONFIG)

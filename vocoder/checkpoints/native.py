@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from ..audio.mel import MelConfig
-from ..generators.registry import build_generator, check_generator_fits_mel
+from ..generators.registry import build_generator_for_mel, check_generator_fits_mel
 from ..utils import atomic_torch_save
 from .state import PathLike, load_matching_form, registry_name, unwrap_generator
 from .training_layout import cpu_hours, is_training_checkpoint, read_generator  # noqa: F401 (re-exported)
@@ -86,8 +86,7 @@ def read_native(ckpt: Mapping[str, Any], path: PathLike) -> Tuple[nn.Module, Mel
     if not isinstance(gen, Mapping) or "name" not in gen:
         raise ValueError(f"{path}: 'generator' should be {{'name': str, 'config': dict}}, got {gen!r}")
     mel_config = MelConfig.from_dict(ckpt["mel"])
-    generator = build_generator(gen["name"], dict(gen.get("config") or {}))
-    check_generator_fits_mel(generator, mel_config, str(path))
+    generator = build_generator_for_mel(gen["name"], dict(gen.get("config") or {}), mel_config, str(path))
     load_matching_form(generator, ckpt["state_dict"], str(path))
     return generator, mel_config, dict(ckpt.get("meta") or {})
 
@@ -97,7 +96,6 @@ def read_training(ckpt: Mapping[str, Any], path: PathLike) -> Tuple[nn.Module, M
     meta ``{"recipe", "gan_step", "source"}`` (+ ``"cpu_hours"`` when the run counted them); the layout is
     :mod:`.training_layout`'s."""
     trained = read_generator(ckpt, path)
-    generator = build_generator(trained.name, trained.config)
-    check_generator_fits_mel(generator, trained.mel, str(path))
+    generator = build_generator_for_mel(trained.name, trained.config, trained.mel, str(path))
     load_matching_form(generator, trained.state_dict, str(path))
     return generator, trained.mel, trained.meta

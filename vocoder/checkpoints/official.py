@@ -15,7 +15,7 @@ from typing import Any, Mapping, Optional, Tuple, Union
 import torch.nn as nn
 
 from ..audio.mel import MelConfig
-from ..generators.registry import build_generator, check_generator_fits_mel, get_spec
+from ..generators.registry import build_generator_for_mel, get_spec
 from .state import PathLike, load_matching_form, read_json, torch_load
 
 __all__ = ["BIGVGAN_WEIGHTS", "CONFIG_JSON", "import_bigvgan", "import_hifigan", "official_config",
@@ -62,8 +62,7 @@ def _build_official(name: str, h: Mapping, weights: Path, ckpt: Optional[Mapping
         raise ValueError(f"{weights}: expected {{'generator': state_dict}}, got "
                          f"{sorted(ckpt)[:8] if isinstance(ckpt, Mapping) else type(ckpt).__name__}")
     mel = MelConfig.from_dict(h)
-    generator = build_generator(name, _our_config(name, h))
-    check_generator_fits_mel(generator, mel, where)
+    generator = build_generator_for_mel(name, _our_config(name, h), mel, where)
     load_matching_form(generator, ckpt["generator"], str(weights))
     return generator.eval(), mel
 

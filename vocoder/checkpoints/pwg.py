@@ -1,5 +1,6 @@
 """ParallelWaveGAN (kan-bayashi) runs: ``config.yml`` + ``checkpoint-<N>steps.pkl`` (``{"model": {"generator":
-state_dict, ...}, ...}``) + the feature statistics ``stats.h5`` (or ``stats.npy``), for its ``HiFiGANGenerator`` and
+state_dict, ...}, ...}``) + the feature statistics ``stats.h5`` (or ``stats.npy``), for its
+``ParallelWaveGANGenerator`` (the WaveNet; same module names as ours, loaded as they are), ``HiFiGANGenerator`` and
 (single-band) ``MelGANGenerator``. Its generators take standardised log10 mels; the imported generator gets an
 ``input_norm`` layer holding the statistics, so it takes our log-mel like any other.
 """
@@ -16,7 +17,8 @@ import torch.nn as nn
 from ..audio.mel import MelConfig
 from ..generators.hifigan import HiFiGANConfig
 from ..generators.melgan import MelGANConfig
-from ..generators.registry import build_generator, check_generator_fits_mel
+from ..generators.parallel_wavegan import ParallelWaveGANConfig
+from ..generators.registry import build_generator, build_generator_for_mel
 from ..nn.weight_normalization import weight_key_kind
 from .state import PathLike, load_matching_form, read_yaml, strip_prefix, torch_load
 
@@ -26,9 +28,14 @@ __all__ = ["PWG_CONFIG", "import_parallel_wavegan", "latest_pwg_file", "pwg_conf
 PWG_CONFIG = "config.yml"
 
 
-# Constructor defaults of ParallelWaveGAN's generators (parallel_wavegan/models/{hifigan,melgan}.py); a config.yml
-# lists only what it changes.
+# Constructor defaults of ParallelWaveGAN's generators (parallel_wavegan/models/{parallel_wavegan,hifigan,melgan}.py);
+# a config.yml lists only what it changes.
 _PWG_DEFAULTS = {
+    "ParallelWaveGANGenerator": dict(
+        in_channels=1, out_channels=1, kernel_size=3, layers=30, stacks=3, residual_channels=64, gate_channels=128,
+        skip_channels=64, aux_channels=80, aux_context_window=2, dropout=0.0, bias=True, use_weight_norm=True,
+        use_causal_conv=False, upsample_conditional_features=True, upsample_net="ConvInUpsampleNetwork",
+        upsample_params={"upsample_scales": [4, 4, 4, 4]}),
     "HiFiGANGenerator": dict(
         in_channels=80, out_channels=1, channels=512, kernel_size=7, upsample_scales=(8, 8, 2, 2),
         upsample_kernel_sizes=(16, 16, 4, 4), resblock_kernel_sizes=(3, 7, 11),
@@ -44,6 +51,8 @@ _PWG_DEFAULTS = {
 
 # Settings our generators have fixed (what the official HiFi-GAN / MelGAN use): anything else cannot be imported.
 _PWG_FIXED = {
+    "ParallelWaveGANGenerator": dict(in_channels=1, out_channels=1, bias=True, use_causal_conv=False,
+                                     upsample_conditional_features=True, upsample_net="ConvInUpsampleNetwork"),
     "HiFiGANGenerator": dict(out_channels=1, kernel_size=7, bias=True, nonlinear_activation="LeakyReLU",
                              nonlinear_activation_params={"negative_slope": 0.1}, use_causal_conv=False,
                              global_channels=-1),
@@ -52,6 +61,12 @@ _PWG_FIXED = {
                             pad="ReflectionPad1d", pad_params={}, use_final_nonlinear_activation=True,
                             use_causal_conv=False),
 }
+
+
+# What our ParallelWaveGAN generator's upsampling network computes (ConvInUpsampleNetwork's defaults besides the
+# scales): no nonlinearity, nearest interpolation, a one-bin frequency kernel.
+_PWG_UPSAMPLE_FIXED = dict(nonlinear_activation=None, nonlinear_activation_params={}, interpolate_mode="nearest",
+                           freq_axis_kernel_size=1)
 
 
 def latest_pwg_file(folder: Path) -> Optional[Path]:
@@ -79,6 +94,8 @@ def _pwg_generator_config(h: Mapping[str, Any], where: str):
     if off:
         extra = " (out_channels > 1 is multi-band MelGAN, which needs PQMF synthesis)" if "out_channels" in off else ""
         raise ValueError(f"{where}: {kind} with {off} cannot be imported; supported: {_PWG_FIXED[kind]}{extra}")
+    if kind == "ParallelWaveGANGenerator":
+        return "parallel_wavegan", _pwg_wavenet_config(params, where)
     n_mels = int(params["in_channels"])
     if kind == "HiFiGANGenerator":
         rates, kernels = tuple(params["upsample_scales"]), tuple(params["upsample_kernel_sizes"])
@@ -104,6 +121,30 @@ def _pwg_generator_config(h: Mapping[str, Any], where: str):
     return "melgan", cfg
 
 
+def _pwg_wavenet_config(params: Mapping[str, Any], where: str) -> ParallelWaveGANConfig:
+    """Our config for a ``ParallelWaveGANGenerator``'s full parameters (``dropout`` only acts in training and is
+    not kept; ``use_weight_norm`` either way: the weights load in both forms)."""
+    up = dict(params.get("upsample_params") or {})
+    unknown = sorted(set(up) - set(_PWG_UPSAMPLE_FIXED) - {"upsample_scales", "use_causal_conv", "aux_channels",
+                                                            "aux_context_window"})
+    if unknown or "upsample_scales" not in up:
+        raise ValueError(f"{where}: ParallelWaveGANGenerator upsample_params {sorted(up)} are not supported "
+                         f"(expected upsample_scales and some of {sorted(_PWG_UPSAMPLE_FIXED)})")
+    off = {k: up[k] for k, v in _PWG_UPSAMPLE_FIXED.items() if k in up and up[k] != v}
+    if off:
+        raise ValueError(f"{where}: ParallelWaveGANGenerator upsample_params {off} cannot be imported; supported: "
+                         f"{_PWG_UPSAMPLE_FIXED}")
+    try:
+        return ParallelWaveGANConfig(
+            n_mels=int(params["aux_channels"]), layers=int(params["layers"]), stacks=int(params["stacks"]),
+            residual_channels=int(params["residual_channels"]), gate_channels=int(params["gate_channels"]),
+            skip_channels=int(params["skip_channels"]), kernel_size=int(params["kernel_size"]),
+            aux_context_window=int(params["aux_context_window"]),
+            upsample_scales=tuple(int(u) for u in up["upsample_scales"]), input_norm="log10_standardize")
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: ParallelWaveGANGenerator parameters do not make a generator: {e}") from None
+
+
 def pwg_config(name: str, cfg, mel: MelConfig) -> Dict[str, Any]:
     """The ``config.yml`` of ParallelWaveGAN that builds our generator ``name`` (``"hifigan"`` / ``"melgan"``) with
     config ``cfg``: ``generator_type``, full ``generator_params``, the feature settings and ``format: npy`` (its
@@ -124,10 +165,19 @@ def pwg_config(name: str, cfg, mel: MelConfig) -> Dict[str, Any]:
         kind = "MelGANGenerator"
         params = dict(_PWG_DEFAULTS[kind], in_channels=cfg.n_mels, channels=cfg.ngf * 2 ** len(cfg.ratios),
                       upsample_scales=list(cfg.ratios), stacks=cfg.n_residual_layers)
+    elif name == "parallel_wavegan":
+        kind = "ParallelWaveGANGenerator"
+        params = dict(_PWG_DEFAULTS[kind], aux_channels=cfg.n_mels, layers=cfg.layers, stacks=cfg.stacks,
+                      residual_channels=cfg.residual_channels, gate_channels=cfg.gate_channels,
+                      skip_channels=cfg.skip_channels, kernel_size=cfg.kernel_size,
+                      aux_context_window=cfg.aux_context_window,
+                      upsample_params={"upsample_scales": list(cfg.upsample_scales)})
     else:
-        raise ValueError(f"ParallelWaveGAN has no generator for our {name} family (exportable: hifigan, melgan)")
+        raise ValueError(f"ParallelWaveGAN has no generator for our {name} family (exportable: hifigan, melgan, "
+                         f"parallel_wavegan)")
     params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
-    params["nonlinear_activation_params"] = dict(params["nonlinear_activation_params"])
+    if "nonlinear_activation_params" in params:
+        params["nonlinear_activation_params"] = dict(params["nonlinear_activation_params"])
     if kind == "HiFiGANGenerator":
         params.pop("global_channels")  # newer releases only: 0.6.1 refuses the keyword
     return {"sampling_rate": mel.sample_rate, "fft_size": mel.n_fft, "hop_size": mel.hop_length,
@@ -230,7 +280,8 @@ def _rename_by_position(theirs: Mapping[str, torch.Tensor], ours: Mapping[str, t
 
 def import_parallel_wavegan(path: PathLike, config: Union[PathLike, Mapping, None] = None, map_location="cpu",
                             stats: Optional[PathLike] = None) -> Tuple[nn.Module, MelConfig, dict]:
-    """Read a ParallelWaveGAN (kan-bayashi) ``HiFiGANGenerator`` / ``MelGANGenerator`` checkpoint.
+    """Read a ParallelWaveGAN (kan-bayashi) ``ParallelWaveGANGenerator`` / ``HiFiGANGenerator`` /
+    ``MelGANGenerator`` checkpoint.
 
     Args:
         path: its training folder (``config.yml``, ``checkpoint-<N>steps.pkl``: the newest is used, ``stats.h5``)
@@ -261,10 +312,12 @@ def import_parallel_wavegan(path: PathLike, config: Union[PathLike, Mapping, Non
     if not isinstance(model, Mapping) or not isinstance(model.get("generator"), Mapping):
         got = sorted(ckpt)[:8] if isinstance(ckpt, Mapping) else type(ckpt).__name__
         raise ValueError(f"{weights}: expected ParallelWaveGAN's {{'model': {{'generator': state_dict}}}}, got {got}")
-    generator = build_generator(name, our_cfg)
-    check_generator_fits_mel(generator, mel, where)
-    ours = {k: v for k, v in generator.state_dict().items() if not k.startswith("input_norm.")}
-    state = _rename_by_position(strip_prefix(model["generator"]), ours, where)
+    generator = build_generator_for_mel(name, our_cfg, mel, where)
+    if name == "parallel_wavegan":  # the package's own module names: loaded as they are
+        state = {k: v for k, v in strip_prefix(model["generator"]).items() if k not in ("mean", "scale")}
+    else:
+        ours = {k: v for k, v in generator.state_dict().items() if not k.startswith("input_norm.")}
+        state = _rename_by_position(strip_prefix(model["generator"]), ours, where)
     mean, scale = _pwg_stats(weights.parent, stats, our_cfg.n_mels)
     state.update({"input_norm.mean": mean, "input_norm.scale": scale})
     load_matching_form(generator, state, where)

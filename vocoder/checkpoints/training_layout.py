@@ -23,8 +23,8 @@ from typing import Any, Dict, Mapping, Optional
 
 from ..audio.mel import MelConfig
 
-__all__ = ["STATE_DICT", "HYPER_PARAMETERS", "RECIPE", "GAN_STEP", "CPU_SECONDS", "VOCODER", "GENERATOR_PREFIX",
-           "DISCRIMINATOR_PREFIX", "REQUIRED_KEYS", "training_extras", "read_gan_step", "read_cpu_seconds",
+__all__ = ["STATE_DICT", "HYPER_PARAMETERS", "RECIPE", "GAN_STEP", "CPU_SECONDS", "DISCRIMINATOR_NOISE", "VOCODER",
+           "GENERATOR_PREFIX", "DISCRIMINATOR_PREFIX", "REQUIRED_KEYS", "training_extras", "read_gan_step", "read_cpu_seconds",
            "is_training_checkpoint", "holds_weights", "generator_weights", "discriminator_weights",
            "recipe_discriminators", "discriminators_only", "TrainedGenerator", "read_generator", "training_meta",
            "cpu_hours"]
@@ -34,6 +34,7 @@ HYPER_PARAMETERS = "hyper_parameters"  # Lightning's: what save_hyperparameters(
 RECIPE = "recipe"  # the one hyper-parameter: GANVocoder's constructor argument, so Lightning can rebuild it
 GAN_STEP = "gan_step"
 CPU_SECONDS = "cpu_seconds"
+DISCRIMINATOR_NOISE = "discriminator_noise"  # its adapted diffusion steps (recipes with discriminator_noise on)
 VOCODER = "vocoder"  # the generator's description: enough to rebuild it without the recipe
 GENERATOR_PREFIX = "generator."  # GANVocoder.generator's weights in STATE_DICT
 DISCRIMINATOR_PREFIX = "discriminator."  # GANVocoder.discriminator's

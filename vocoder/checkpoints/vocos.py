@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from ..audio.mel import MelConfig, mel_filterbank
-from ..generators.registry import build_generator, check_generator_fits_mel
+from ..generators.registry import build_generator_for_mel
 from ..generators.vocos import VocosConfig, vocos_mel_config, vocos_mel_problems
 from .state import PathLike, load_matching_form, read_yaml, strip_prefix, torch_load
 
@@ -154,8 +154,7 @@ def import_vocos(path: PathLike, config: Union[PathLike, Mapping, None] = None, 
             log.warning("%s: the file's mel filters differ from those of %s by up to %.3g; the mel computed here "
                         "may not be the one the model was trained on", weights, where, diff)
     state = {k: v for k, v in state.items() if not k.startswith("feature_extractor.")}
-    generator = build_generator("vocos", cfg)
-    check_generator_fits_mel(generator, mel, str(weights))
+    generator = build_generator_for_mel("vocos", cfg, mel, str(weights))
     load_matching_form(generator, state, str(weights))
     meta = {"source": "vocos", "path": str(path)}
     return generator.eval(), mel, meta

@@ -1,7 +1,7 @@
 """GAN discriminators. Every one maps ``wav [B, 1, T] -> (logits: list[Tensor [B, N_i]],
 feature_maps: list[list[Tensor]])``, one logits tensor and one feature-map list per sub-discriminator.
 
-Build by name with :func:`build_discriminator` (``"mpd"``, ``"msd"``, ``"mrd"``, ``"msstftd"``, ``"cqtd"``)
+Build by name with :func:`build_discriminator` (``"mpd"``, ``"msd"``, ``"mrd"``, ``"msstftd"``, ``"cqtd"``, ``"rwd"``)
 or a list of ``{"name": ..., **kwargs}`` with :func:`build_discriminators`. Systems as published:
 HiFi-GAN = mpd + msd, BigVGAN v1 = mpd + mrd, BigVGAN v2 = mpd + cqtd (``filters=128``), EnCodec = msstftd.
 
@@ -21,12 +21,14 @@ from .mpd import MultiPeriodDiscriminator, PeriodDiscriminator
 from .mrd import MultiResolutionDiscriminator, ResolutionDiscriminator
 from .msd import MultiScaleDiscriminator, ScaleDiscriminator
 from .msstft import MultiScaleSTFTDiscriminator, STFTDiscriminator
+from .pwg import ParallelWaveGANDiscriminator, ResidualParallelWaveGANDiscriminator
+from .rwd import RandomWindowDiscriminators
 
 __all__ = [
-    "build_discriminator", "build_discriminators", "discriminator_names", "CombinedDiscriminator",
+    "build_discriminator", "build_discriminators", "discriminator_class", "discriminator_names", "CombinedDiscriminator",
     "MultiPeriodDiscriminator", "PeriodDiscriminator", "MultiScaleDiscriminator", "ScaleDiscriminator",
     "MultiResolutionDiscriminator", "ResolutionDiscriminator", "MultiScaleSTFTDiscriminator", "STFTDiscriminator",
-    "MultiScaleSubbandCQTDiscriminator", "CQTDiscriminator",
+    "MultiScaleSubbandCQTDiscriminator", "CQTDiscriminator", "RandomWindowDiscriminators",
 ]
 
 _REGISTRY: Dict[str, Callable[..., nn.Module]] = {
@@ -35,6 +37,8 @@ _REGISTRY: Dict[str, Callable[..., nn.Module]] = {
     "mrd": MultiResolutionDiscriminator,
     "msstftd": MultiScaleSTFTDiscriminator,
     "cqtd": MultiScaleSubbandCQTDiscriminator,
+    "pwgd": ParallelWaveGANDiscriminator, "pwgd_residual": ResidualParallelWaveGANDiscriminator,
+    "rwd": RandomWindowDiscriminators,
 }
 
 
@@ -42,14 +46,21 @@ def discriminator_names() -> list:
     return sorted(_REGISTRY)
 
 
+def discriminator_class(name: str) -> Callable[..., nn.Module]:
+    """The class registered as ``name`` (``ValueError`` naming the known ones)."""
+    key = str(name).lower()
+    if key not in _REGISTRY:
+        raise ValueError(f"unknown discriminator {name!r}; expected one of {discriminator_names()}")
+    return _REGISTRY[key]
+
+
 def build_discriminator(name: str, **kwargs: Any) -> nn.Module:
     """Build one discriminator by name; ``kwargs`` go to its class (e.g. ``periods``, ``resolutions``,
     ``sample_rate`` for ``"cqtd"``)."""
     key = str(name).lower()
-    if key not in _REGISTRY:
-        raise ValueError(f"unknown discriminator {name!r}; expected one of {discriminator_names()}")
+    cls = discriminator_class(key)
     try:
-        return _REGISTRY[key](**kwargs)
+        return cls(**kwargs)
     except TypeError as e:  # wrong keyword: say which class and what it takes
         raise ValueError(f"bad arguments for discriminator {key!r}: {e}") from e
 

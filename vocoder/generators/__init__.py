@@ -6,6 +6,7 @@ config dict; ``get_preset(name).mel`` is the :class:`~vocoder.audio.mel.MelConfi
 from .bigvgan import BigVGANConfig, BigVGANGenerator
 from .hifigan import HiFiGANConfig, HiFiGANGenerator
 from .melgan import MelGANConfig, MelGANGenerator
+from .parallel_wavegan import ParallelWaveGANConfig, ParallelWaveGANGenerator
 from .vocos import VocosConfig, VocosGenerator
 from .registry import (build_generator, config_from_dict, generator_names, get_preset, get_spec, preset_names,
                        register_generator, register_preset)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from ..audio.mel import MelConfig
 from ..nn.blocks import LRELU_SLOPE, ResBlock1, ResBlock2
 from ..nn.input_norm import check_input_norm, make_input_norm
+from ..nn.twin_deconv import TwinDeconv1d
 from ..nn.weight_normalization import remove_weight_norm, weight_norm
 from ..nn.streaming import (StreamConv1d, StreamConvTranspose1d, StreamLayer, StreamPointwise, StreamSequential,
                             StreamSum, stream_input_norm, stream_resblock)
@@ -24,6 +25,9 @@ from .common import as_nested_tuple, as_tuple, check_generator_input, check_upsa
 from .registry import resolve_config, register_generator, register_preset
 
 __all__ = ["HiFiGANConfig", "HiFiGANGenerator", "HIFIGAN_V1", "HIFIGAN_V2", "HIFIGAN_V3", "stream_hifigan"]
+
+#: the upsampling layers a HiFi-GAN config may choose (``HiFiGANConfig.upsample``)
+UPSAMPLERS = ("transposed", "twin")
 
 #: leaky ReLU slope before ``conv_post``: F.leaky_relu's default, as in the official code
 POST_SLOPE = 0.01
@@ -43,6 +47,9 @@ class HiFiGANConfig:
     #: ``None``: the input is our log-mel; ``"log10_standardize"``: ParallelWaveGAN-trained weights, whose input
     #: features are made from ours first (:class:`vocoder.nn.input_norm.MelStandardize`, statistics as buffers).
     input_norm: Optional[str] = None
+    #: ``"transposed"``: HiFi-GAN's ``nn.ConvTranspose1d`` upsamplers; ``"twin"``: FA-GAN's anti-aliased twin
+    #: deconvolution (:class:`vocoder.nn.twin_deconv.TwinDeconv1d`, keys ``ups.{i}.conv.*``; offline only)
+    upsample: str = "transposed"
 
     def __post_init__(self):
         # Lists from JSON / YAML become tuples so the config stays hashable and comparable.
@@ -53,6 +60,8 @@ class HiFiGANConfig:
                            as_nested_tuple(self.resblock_dilation_sizes, "resblock_dilation_sizes"))
         object.__setattr__(self, "resblock", str(self.resblock))
         check_input_norm(self.input_norm)
+        if self.upsample not in UPSAMPLERS:
+            raise ValueError(f"upsample must be one of {list(UPSAMPLERS)}, got {self.upsample!r}")
         if self.n_mels < 1:
             raise ValueError(f"n_mels must be >= 1, got {self.n_mels}")
         check_upsampling(self.upsample_rates, self.upsample_kernel_sizes, self.upsample_initial_channel,
@@ -78,8 +87,22 @@ class HiFiGANConfig:
         return hop
 
 
+def _transposed(c_in: int, c_out: int, k: int, u: int) -> nn.Module:
+    return weight_norm(nn.ConvTranspose1d(c_in, c_out, k, u, padding=(k - u) // 2))
+
+
+def _twin(c_in: int, c_out: int, k: int, u: int) -> nn.Module:
+    return TwinDeconv1d(c_in, c_out, k, u, padding=(k - u) // 2)
+
+
 def stream_hifigan(gen: "HiFiGANGenerator") -> StreamSequential:
-    """The streaming network of a HiFi-GAN generator (same weights, cached state; see :mod:`vocoder.nn.streaming`)."""
+    """The streaming network of a HiFi-GAN generator (same weights, cached state; see :mod:`vocoder.nn.streaming`).
+
+    ``upsample="twin"`` is refused: the twin's overlap correction depends on where the clip's edges are.
+    """
+    if gen.config.upsample != "transposed":
+        raise ValueError(f"HiFi-GAN streaming supports upsample='transposed' only, this generator has "
+                         f"upsample={gen.config.upsample!r} (FA-GAN's twin deconvolution runs offline only)")
     layers: List[StreamLayer] = stream_input_norm(gen) + [StreamConv1d.from_conv(gen.conv_pre)]
     nk = gen.num_kernels
     for i, up in enumerate(gen.ups):
@@ -107,8 +130,9 @@ class HiFiGANGenerator(nn.Module):
         self.input_norm = make_input_norm(config.input_norm, config.n_mels)
         self.conv_pre = weight_norm(nn.Conv1d(config.n_mels, ch0, 7, 1, padding=3))
         block_cls = ResBlock1 if config.resblock == "1" else ResBlock2
+        upsampler = _twin if config.upsample == "twin" else _transposed
         self.ups = nn.ModuleList(
-            weight_norm(nn.ConvTranspose1d(ch0 // 2 ** i, ch0 // 2 ** (i + 1), k, u, padding=(k - u) // 2))
+            upsampler(ch0 // 2 ** i, ch0 // 2 ** (i + 1), k, u)
             for i, (u, k) in enumerate(zip(config.upsample_rates, config.upsample_kernel_sizes))
         )
         self.resblocks, ch = mrf_resblocks(block_cls, ch0, self.num_upsamples, config.resblock_kernel_sizes,
@@ -132,7 +156,10 @@ class HiFiGANGenerator(nn.Module):
         """Fold weight norm into plain weights (for inference / export); idempotent."""
         remove_weight_norm(self.conv_pre)
         for up in self.ups:
-            remove_weight_norm(up)
+            if isinstance(up, TwinDeconv1d):
+                up.remove_weight_norm()
+            else:
+                remove_weight_norm(up)
         for block in self.resblocks:
             block.remove_weight_norm()
         remove_weight_norm(self.conv_post)

@@ -5,6 +5,10 @@ first, as its package); this module imports none of them.
 
 Every generator is an ``nn.Module`` built from a config dataclass, with ``forward(mel [B, n_mels, T]) ->
 wav [B, 1, T * hop_length]``, attributes ``config``, ``hop_length``, ``n_mels`` and a ``remove_weight_norm()``.
+
+A generator is built for a :class:`MelConfig`, the one source of ``n_mels`` and ``hop_length``:
+:func:`build_generator_for_mel` (training, inference and every checkpoint reader) fills in what a config dict
+leaves out from the mel settings and refuses a config that takes other mels, in one place.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from ..audio.mel import MelConfig
 
 __all__ = ["register_generator", "register_preset", "build_generator", "get_preset", "generator_names",
            "preset_names", "config_from_dict", "resolve_config", "check_generator_fits_mel", "streaming_builder",
-           "GeneratorSpec", "Preset", "spec_of", "is_fourier"]
+           "GeneratorSpec", "Preset", "spec_of", "is_fourier", "get_spec", "config_for_mel", "build_generator_for_mel"]
 
 
 @dataclass(frozen=True)
@@ -144,8 +148,41 @@ def build_generator(name: str, config: Union[Mapping[str, Any], Any, None] = Non
     return spec.cls(config)
 
 
+def config_for_mel(name: str, config: Union[Mapping[str, Any], Any, None], mel: MelConfig, source: str = ""):
+    """Generator ``name``'s config dataclass for the mel settings ``mel``.
+
+    From a dict (or ``None``), ``n_mels`` and ``hop_length`` are taken from ``mel`` where the config has such a
+    field and the dict does not set it (a family that derives its hop, e.g. from upsampling rates, keeps its own);
+    then :func:`check_generator_fits_mel`: ``ValueError`` (prefixed by ``source``) when the config takes other mels.
+    """
+    if config is None or isinstance(config, Mapping):
+        fields = {f.name for f in dataclasses.fields(get_spec(name).config_cls)}
+        derived = {k: getattr(mel, k) for k in ("n_mels", "hop_length") if k in fields}
+        config = {**derived, **dict(config or {})}
+    config = resolve_config(name, config)
+    check_generator_fits_mel(config, mel, source)
+    return config
+
+
+def build_generator_for_mel(name: str, config: Union[Mapping[str, Any], Any, None], mel: MelConfig,
+                            source: str = "") -> nn.Module:
+    """Generator ``name`` built for ``mel`` (see :func:`config_for_mel`); ``name`` may be a preset's name, whose
+    config is then the base that ``config`` (a dict) updates."""
+    if name in _PRESETS and name not in _GENERATORS:
+        preset = _PRESETS[name]
+        base = dataclasses.asdict(preset.config)
+        if isinstance(config, Mapping):
+            base.update(config)
+        elif config is not None:
+            base = config
+        name, config = preset.generator, base
+    return get_spec(name).cls(config_for_mel(name, config, mel, source))
+
+
 def check_generator_fits_mel(generator: nn.Module, mel: MelConfig, source: str = "") -> None:
-    """``ValueError`` unless ``generator`` takes ``mel.n_mels`` bands and upsamples by ``mel.hop_length``."""
+    """``ValueError`` unless ``generator`` (or its config) takes ``mel.n_mels`` bands and upsamples by
+    ``mel.hop_length``. A generator handed in whole (``Vocoder(generator, mel)``, saving a checkpoint) is checked
+    here; one built here is built for its mel by :func:`build_generator_for_mel`."""
     prefix = f"{source}: " if source else ""
     if getattr(generator, "n_mels", mel.n_mels) != mel.n_mels:
         raise ValueError(f"{prefix}generator takes {generator.n_mels} mels, mel config says {mel.n_mels}")

@@ -4,15 +4,22 @@
 G minimises ``mean((1 - D(G(z)))^2)``. ``"hinge"`` (MelGAN): D minimises ``mean(relu(1 - D(x))) +
 mean(relu(1 + D(G(z))))``, G minimises ``-mean(D(G(z)))``. Totals are sums over sub-discriminators, as in
 HiFi-GAN's ``generator_loss`` / ``discriminator_loss``.
+
+Registered (:mod:`.registry`): ``losses.adv`` (the generator's term, objective ``losses.kind``) and ``losses.disc``
+(the discriminators' loss).
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-__all__ = ["generator_adversarial_loss", "discriminator_adversarial_loss", "ADVERSARIAL_KINDS"]
+from .registry import Argument, LossSpec, Weight, one_of, register_loss
+
+__all__ = ["generator_adversarial_loss", "discriminator_adversarial_loss", "ADVERSARIAL_KINDS",
+           "GeneratorAdversarialLoss", "DiscriminatorAdversarialLoss"]
 
 ADVERSARIAL_KINDS = ("lsgan", "hinge")
 
@@ -51,3 +58,38 @@ def discriminator_adversarial_loss(real_logits: Sequence[torch.Tensor], fake_log
         real = [torch.mean(F.relu(1 - dr)) for dr in real_logits]
         fake = [torch.mean(F.relu(1 + dg)) for dg in fake_logits]
     return torch.stack(real + fake).sum(), real, fake
+
+
+class GeneratorAdversarialLoss(nn.Module):
+    """``(real, fake) -> {"adv": scalar}``, each a ``(logits, feature_maps)`` judgement; only the fake logits count."""
+
+    def __init__(self, kind: str = "lsgan"):
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, real, fake) -> Dict[str, torch.Tensor]:
+        return {"adv": generator_adversarial_loss(fake[0], kind=self.kind)[0]}
+
+
+class DiscriminatorAdversarialLoss(nn.Module):
+    """``(real_logits, fake_logits) -> {"disc": scalar}``."""
+
+    def __init__(self, kind: str = "lsgan"):
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, real_logits, fake_logits) -> Dict[str, torch.Tensor]:
+        return {"disc": discriminator_adversarial_loss(real_logits, fake_logits, kind=self.kind)[0]}
+
+
+register_loss(LossSpec(
+    "adversarial", "judgement",
+    (Argument("kind", "lsgan", "adversarial objective: lsgan (HiFi-GAN, BigVGAN) | hinge (MelGAN)",
+              one_of(*ADVERSARIAL_KINDS)),
+     Weight("adv", 1.0, "generator adversarial loss", log="adv_g")),
+    lambda ctx: GeneratorAdversarialLoss(ctx.settings.kind),
+    "the generator's adversarial loss, summed over sub-discriminators (HiFi-GAN, BigVGAN 1; Parallel WaveGAN 4)"))
+register_loss(LossSpec(
+    "discriminator", "discrimination", (Weight("disc", 1.0, "discriminator loss"),),
+    lambda ctx: DiscriminatorAdversarialLoss(ctx.settings.kind),
+    "the discriminators' adversarial loss on real and generated audio (objective `losses.kind`)"))

@@ -1,11 +1,16 @@
-"""Feature-matching loss (HiFi-GAN): L1 between D's feature maps on real and generated audio."""
+"""Feature-matching loss (HiFi-GAN): L1 between D's feature maps on real and generated audio.
+
+Registered (:mod:`.registry`) as ``losses.fm``."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Dict, Sequence
 
 import torch
+from torch import nn
 
-__all__ = ["feature_matching_loss"]
+from .registry import LossSpec, Weight, register_loss
+
+__all__ = ["feature_matching_loss", "FeatureMatchingLoss"]
 
 
 def feature_matching_loss(real_fmaps: Sequence[Sequence[torch.Tensor]],
@@ -29,3 +34,16 @@ def feature_matching_loss(real_fmaps: Sequence[Sequence[torch.Tensor]],
                                  f"vs fake {tuple(gl.shape)}")
             terms.append(torch.mean(torch.abs(rl.detach() - gl)))
     return torch.stack(terms).sum()
+
+
+class FeatureMatchingLoss(nn.Module):
+    """``(real, fake) -> {"fm": scalar}``, each a ``(logits, feature_maps)`` judgement."""
+
+    def forward(self, real, fake) -> Dict[str, torch.Tensor]:
+        return {"fm": feature_matching_loss(real[1], fake[1])}
+
+
+register_loss(LossSpec(
+    "feature_matching", "judgement", (Weight("fm", 2.0, "feature-matching weight"),),
+    lambda ctx: FeatureMatchingLoss(),
+    "L1 between the discriminators' feature maps on real and generated audio (HiFi-GAN, BigVGAN 2; MelGAN 10)"))

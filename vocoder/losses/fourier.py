@@ -21,6 +21,10 @@ framed the way the generator's inverse STFT frames it (:class:`STFTFrames`), and
   fast Griffin-Lim reaches from it on the predicted amplitude (:func:`vocoder.nn.phase_refinement.refine_phase`,
   no gradient through it), weighted like the other phase terms: a target the mel determines (unlike the clip's
   own phase), which moves the phase, and only the phase, towards a spectrum some signal has.
+
+Registered (:mod:`.registry`) as one loss with these eight terms (``losses.amplitude`` ... ``losses.phase_retrieved``)
+and its arguments; its inputs are the predicted spectrum, so only a Fourier-head generator trains on it. It frames
+its STFT as the generator's inverse STFT does: the generator's ``n_fft`` and ``padding``, the mel's ``hop_length``.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from torch import nn
 
 from ..nn.convnext import InverseSTFT, STFTFrames
 from ..nn.phase_refinement import refine_phase
+from .registry import Argument, LossContext, LossSpec, Weight, as_float, as_int, one_of, register_loss
 
 __all__ = ["anti_wrap", "STFTFrames", "FourierLosses", "PHASE_WEIGHTINGS"]
 
@@ -136,3 +141,30 @@ class FourierLosses(nn.Module):
             retrieved = refine_phase(amp, phase.float(), istft, self.retrieval_iterations)
             target = torch.angle(self.stft(retrieved)[..., :frames])
         return _weighted_mean(anti_wrap(phase.float() - target), weight)
+
+
+def _fourier_loss(ctx: LossContext) -> FourierLosses:
+    s, config = ctx.settings, ctx.generator.config
+    return FourierLosses(config.n_fft, ctx.mel.hop_length, config.padding, s.amplitude_floor, s.phase_weighting,
+                         retrieval_iterations=s.phase_retrieval_iterations if s.phase_retrieved > 0 else 0)
+
+
+register_loss(LossSpec(
+    "fourier", "spectrum",
+    (Weight("amplitude", 0.0, "log-amplitude MSE of the predicted STFT"),
+     Argument("amplitude_floor", 1e-5, "both log-amplitudes floored here (near-silent bins stop counting)",
+              as_float, lambda v: None if v > 0 else "must be > 0"),
+     Weight("amplitude_gradients", 0.0, "log-amplitude differences along time and frequency (what PGHI integrates)"),
+     Weight("phase_ip", 0.0, "anti-wrapped instantaneous phase"),
+     Weight("phase_gd", 0.0, "anti-wrapped group delay"),
+     Weight("phase_iaf", 0.0, "anti-wrapped instantaneous angular frequency"),
+     Argument("phase_weighting", "none", "phase errors weighted by the reference: none | amplitude | sqrt_amplitude",
+              one_of(*PHASE_WEIGHTINGS)),
+     Weight("consistency", 0.0, "predicted STFT vs the STFT of the audio it makes"),
+     Weight("real_imag", 0.0, "re-analysed STFT vs real STFT, L1 on real and imaginary parts"),
+     Weight("phase_retrieved", 0.0, "predicted phase vs fast Griffin-Lim's from it (no gradient through the target)"),
+     Argument("phase_retrieval_iterations", 8, "... with this many iterations", as_int,
+              lambda v: None if v >= 1 else "must be >= 1")),
+    _fourier_loss,
+    "APNet's amplitude, phase (IP / GD / IAF), consistency and real/imaginary terms on a Fourier head's predicted "
+    "STFT (APNet 45, 100 each, 20, 45), plus amplitude gradients and the retrieved phase"))

@@ -7,9 +7,13 @@
   ``MultiScaleMelSpectrogramLoss``: for window lengths 32 ... 2048 (hop = window / 4, periodic Hann,
   centred STFT with reflect padding) and 5 ... 320 mels, L1 between ``log10(clamp(mel, 1e-5) ** pow)``,
   summed over scales. Paper weight 15.
+
+Registered (:mod:`.registry`) as ``losses.mel`` (with ``losses.mel_fmax``) and ``losses.multiscale_mel`` (with
+``losses.multiscale_mel_args``, its keyword arguments).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional, Sequence
 
 import librosa
@@ -18,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..audio.mel import MelConfig, MelSpectrogram
+from .registry import Argument, LossContext, LossSpec, TermsOf, Weight, as_mapping, optional_float, register_loss
 
 __all__ = ["MelL1Loss", "MultiScaleMelLoss"]
 
@@ -116,3 +121,24 @@ class MultiScaleMelLoss(nn.Module):
             if self.mag_weight:
                 loss = loss + self.mag_weight * F.l1_loss(x, y)
         return loss
+
+
+def _mel_loss(ctx: LossContext) -> nn.Module:
+    # The loss mel is full band unless the recipe says otherwise (HiFi-GAN's fmax_for_loss = None).
+    return TermsOf(MelL1Loss(dataclasses.replace(ctx.mel, fmax=ctx.settings.mel_fmax)), "mel")
+
+
+register_loss(LossSpec(
+    "mel", "audio",
+    (Weight("mel", 45.0, "single-scale log-mel L1 weight"),
+     Argument("mel_fmax", None, "fmax of the loss mel (HiFi-GAN's fmax_for_loss; null = sample_rate / 2)",
+              optional_float)),
+    _mel_loss, "L1 between log-mels of the recipe's mel settings (HiFi-GAN, BigVGAN v1 45)"))
+register_loss(LossSpec(
+    "multiscale_mel", "audio",
+    (Weight("multiscale_mel", 0.0, "BigVGAN-v2 multi-scale mel loss weight"),
+     Argument("multiscale_mel_args", {}, "MultiScaleMelLoss keyword arguments (n_mels, window_lengths, ...)",
+              as_mapping)),
+    lambda ctx: TermsOf(MultiScaleMelLoss(ctx.mel.sample_rate, **ctx.settings.multiscale_mel_args),
+                        "multiscale_mel"),
+    "L1 between log10-mels at 7 window lengths, 32 to 2048 samples (BigVGAN v2, DAC 15)"))

@@ -4,6 +4,9 @@ For each (fft, hop, win) resolution: magnitude ``sqrt(clamp(re^2 + im^2, 1e-7))`
 (reflect padding, Hann window of ``win`` samples); spectral convergence ``||Y - X||_F / ||Y||_F`` and log
 STFT magnitude ``mean |log Y - log X|``; each averaged over resolutions. Parallel WaveGAN adds the two
 (weight 1 each; its adversarial weight is 4).
+
+Registered (:mod:`.registry`) as ``losses.stft_sc`` and ``losses.stft_mag`` (with ``losses.stft_args``, its
+keyword arguments).
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from typing import Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .registry import Argument, LossSpec, TermsOf, Weight, as_mapping, register_loss
 
 __all__ = ["MultiResolutionSTFTLoss"]
 
@@ -56,3 +61,13 @@ class MultiResolutionSTFTLoss(nn.Module):
             mag = mag + F.l1_loss(torch.log(x), torch.log(y))
         n = len(self.resolutions)
         return sc / n, mag / n
+
+
+register_loss(LossSpec(
+    "stft", "audio",
+    (Weight("stft_sc", 0.0, "multi-resolution STFT: spectral-convergence weight"),
+     Weight("stft_mag", 0.0, "multi-resolution STFT: log-magnitude weight"),
+     Argument("stft_args", {}, "MultiResolutionSTFTLoss keyword arguments (fft_sizes, hop_sizes, win_lengths, window)",
+              as_mapping)),
+    lambda ctx: TermsOf(MultiResolutionSTFTLoss(**ctx.settings.stft_args), "stft_sc", "stft_mag"),
+    "spectral convergence and log-magnitude L1 at 3 STFT resolutions (Parallel WaveGAN 1 + 1)"))

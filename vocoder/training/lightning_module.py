@@ -4,9 +4,14 @@ One GAN step (manual optimisation, two optimisers), in HiFi-GAN's order::
 
     fake = G(mel)                                         # [B, 1, T]
     D step:  L_D = disc * sum_k adv_D(D_k(real), D_k(fake.detach()))        (from discriminator_start_step on)
-    G step:  L_G = mel * |logmel(fake) - logmel(real)|_1 + multiscale_mel * MSMel + stft_sc * SC + stft_mag * LogMag
+    G step:  L_G = sum of weight * term over the reconstruction terms with a weight > 0 (mel, multiscale_mel,
+                   stft_sc, stft_mag, the Fourier-head terms, ...: losses on (fake, real) or on G's spectrum)
                  + adv * adv_G(D(fake)) + fm * FM(D(real), D(fake))           (from generator_adv_start_step on,
                                                                                  default discriminator_start_step)
+
+The terms are the ones the loss modules declare (:mod:`vocoder.losses.registry`), built once for the recipe's
+weights and summed in their registration order; a loss whose inputs are the predicted spectrum needs a Fourier-head
+generator (:func:`~vocoder.generators.registry.is_fourier`).
 
 ``self.gan_step`` counts GAN steps; it is saved in the checkpoint and drives every schedule (warm-up, LR decay,
 logging, checkpoints). Lightning's ``global_step`` counts optimiser steps instead (two per GAN step once the
@@ -25,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any, Dict, Mapping, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pytorch_lightning as pl
@@ -34,11 +39,16 @@ import torch
 from .. import losses as vl
 from ..audio.mel import MelConfig, mel_spectrogram
 from ..generators.registry import is_fourier
-from ..checkpoints.training_layout import RECIPE, read_cpu_seconds, read_gan_step, training_extras
+from ..checkpoints.training_layout import (DISCRIMINATOR_NOISE, RECIPE, read_cpu_seconds, read_gan_step,
+                                           training_extras)
 from .recipes import plain_data
-from .settings import FOURIER_TERMS, RECONSTRUCTION_TERMS, TrainingRecipe, as_training_recipe
+from .discriminator_noise import DiscriminatorNoise
+from .settings import TrainingRecipe, as_training_recipe
 
-__all__ = ["GANVocoder", "FOURIER_TERMS"]
+__all__ = ["GANVocoder", "VALIDATION_LOSSES"]
+
+#: losses validation reports whatever their training weight (``val/mel_l1``, ``val/mrstft``)
+VALIDATION_LOSSES = ("mel", "stft")
 
 log = logging.getLogger(__name__)
 
@@ -58,36 +68,43 @@ class GANVocoder(pl.LightningModule):
         self.generator_name = plan.generator_name
         self.generator_config = dataclasses.asdict(plan.generator_config)
         self.discriminator = plan.build_discriminator()
+        # Diffusion-GAN / SpecDiff-GAN noise on the discriminators' inputs (identity unless the recipe enables it)
+        self.discriminator_noise = DiscriminatorNoise(plan.discriminator_noise, plan.mel, adversarial=plan.losses.kind)
         self.gan_step = 0  # GAN steps done; saved in checkpoints
         self._cpu_before = 0.0  # CPU seconds of earlier processes of this run (from the checkpoint)
         self._cpu_start = time.process_time()
 
         L = plan.losses
-        self.w = L.weights()
-        self.adv_kind = L.kind
-        # The loss mel is full band unless the recipe says otherwise (HiFi-GAN's fmax_for_loss = None).
-        self.loss_mel_config = dataclasses.replace(self.mel_config, fmax=L.mel_fmax)
-        self.mel_loss = vl.MelL1Loss(self.loss_mel_config)
-        self.multiscale_mel_loss = (vl.MultiScaleMelLoss(self.mel_config.sample_rate, **L.multiscale_mel_args)
-                                    if self.w["multiscale_mel"] > 0 else None)
-        self.stft_loss = vl.MultiResolutionSTFTLoss(**L.stft_args)
-        self.fourier_loss = None
-        if any(self.w[k] > 0 for k in FOURIER_TERMS):
-            if not is_fourier(self.generator):
-                raise ValueError(f"losses {[k for k in FOURIER_TERMS if self.w[k] > 0]} need a Fourier-head "
-                                 f"generator (one with spectrum()), got {self.generator_name}")
-            gc = self.generator.config
-            self.fourier_loss = vl.FourierLosses(
-                gc.n_fft, gc.hop_length, gc.padding, L.amplitude_floor, L.phase_weighting,
-                retrieval_iterations=L.phase_retrieval_iterations if self.w["phase_retrieved"] > 0 else 0)
+        self.w = L.weights()  # every term's weight, by name
+        spectrum_terms = [t for t in vl.terms(("spectrum",)) if self.w[t] > 0]
+        self.needs_spectrum = bool(spectrum_terms)
+        if self.needs_spectrum and not is_fourier(self.generator):
+            raise ValueError(f"losses {spectrum_terms} need a Fourier-head generator (one with spectrum()), got "
+                             f"{self.generator_name}")
+        # Validation's losses and the discriminators' are built whatever their weight.
+        always = VALIDATION_LOSSES + tuple(s.name for s in vl.loss_specs() if s.inputs == "discrimination")
+        built = vl.build_losses(vl.LossContext(self.mel_config, self.generator, L), also=always)
+        # Non-persistent buffers only (windows, filterbanks): the state dict holds generator and discriminator.
+        self.loss_modules = torch.nn.ModuleDict({name: b.module for name, b in built.items()})
+        self._terms = {name: (b.spec.inputs, b.active) for name, b in built.items() if b.active}
+        self._log_names = {k.name: k.log or k.name for s in vl.loss_specs() for k in s.keys if k.name in self.w}
         o = plan.optim
         self.d_start = o.discriminator_start_step
         self.g_adv_start = o.generator_adv_start
-        if self.g_adv_start > 0 and not any(self.w[k] > 0 for k in RECONSTRUCTION_TERMS):
+        if self.g_adv_start > 0 and not any(self.w[k] > 0 for k in vl.reconstruction_terms()):
             raise ValueError(f"optim.discriminator_start_step={self.d_start} / generator_adv_start_step="
                              f"{self.g_adv_start} need a reconstruction loss for the generator's warm-up, but losses "
-                             f"mel, multiscale_mel, stft_sc and stft_mag are all 0")
+                             f"{', '.join(vl.reconstruction_terms())} are all 0")
         self._logged_real = False
+
+    @property
+    def fourier_loss(self) -> Optional[torch.nn.Module]:
+        """The Fourier-head losses (:class:`vocoder.losses.FourierLosses`) when a term of theirs is weighted."""
+        return self.loss_modules["fourier"] if "fourier" in self._terms else None
+
+    def _losses_with(self, *inputs: str) -> Sequence[Tuple[str, Tuple[str, ...]]]:
+        """``(loss name, weighted terms)`` of the built losses with these inputs, in registration order."""
+        return [(name, active) for name, (kind, active) in self._terms.items() if kind in inputs]
 
     # ------------------------------------------------------------------ optimisers
 
@@ -113,6 +130,8 @@ class GANVocoder(pl.LightningModule):
         """Add what :mod:`vocoder.checkpoints.training_layout` lays out next to Lightning's keys."""
         checkpoint.update(training_extras(self.gan_step, self.cpu_seconds, self.generator_name,
                                           plain_data(self.generator_config), self.mel_config, self.plan.name))
+        if self.discriminator_noise.config.enabled:
+            checkpoint[DISCRIMINATOR_NOISE] = self.discriminator_noise.state_dict()
 
     def on_load_checkpoint(self, checkpoint: Dict[str, Any]) -> None:
         self.gan_step = read_gan_step(checkpoint)
@@ -120,6 +139,8 @@ class GANVocoder(pl.LightningModule):
         cpu_before = read_cpu_seconds(checkpoint)
         self._cpu_before = 0.0 if cpu_before is None else cpu_before
         self._cpu_start = time.process_time()
+        if self.discriminator_noise.config.enabled and DISCRIMINATOR_NOISE in checkpoint:
+            self.discriminator_noise.load_state_dict(checkpoint[DISCRIMINATOR_NOISE])
 
     def on_train_start(self) -> None:
         """Put the optimisers on the recipe's LR schedule at ``gan_step``.
@@ -149,18 +170,50 @@ class GANVocoder(pl.LightningModule):
     def _fp32(self):
         return torch.autocast(device_type=self.device.type, enabled=False)
 
-    def reconstruction_losses(self, fake: torch.Tensor, real: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Spectral losses of ``fake`` vs ``real`` (both ``[B, 1, T]``), unweighted, float32."""
+    def reconstruction_losses(self, fake: torch.Tensor, real: torch.Tensor,
+                              spectrum: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> Dict[str, torch.Tensor]:
+        """The weighted reconstruction terms of ``fake`` vs ``real`` (both ``[B, 1, T]``; ``spectrum``: the
+        generator's ``(log_amplitude, phase)``, needed when a spectrum term is weighted), unweighted, float32."""
         out: Dict[str, torch.Tensor] = {}
         with self._fp32():
             fake, real = fake.float(), real.float()
-            if self.w["mel"] > 0:
-                out["mel"] = self.mel_loss(fake, real)
-            if self.multiscale_mel_loss is not None:
-                out["multiscale_mel"] = self.multiscale_mel_loss(fake, real)
-            if self.w["stft_sc"] > 0 or self.w["stft_mag"] > 0:
-                out["stft_sc"], out["stft_mag"] = self.stft_loss(fake, real)
+            for name, active in self._losses_with("audio", "spectrum"):
+                loss = self.loss_modules[name]
+                values = loss(fake, real) if self._terms[name][0] == "audio" else loss(*spectrum, fake, real)
+                out.update((t, values[t]) for t in active)
         return out
+
+    def adversarial_losses(self, real_judgement, fake_judgement) -> Dict[str, torch.Tensor]:
+        """The generator's weighted adversarial terms (``adv``, ``fm``, ...), unweighted, float32; each judgement is
+        the discriminator's ``(logits, feature_maps)``."""
+        out: Dict[str, torch.Tensor] = {}
+        with self._fp32():
+            real = ([x.float() for x in real_judgement[0]], [[f.float() for f in fs] for fs in real_judgement[1]])
+            fake = ([x.float() for x in fake_judgement[0]], [[f.float() for f in fs] for fs in fake_judgement[1]])
+            for name, active in self._losses_with("judgement"):
+                values = self.loss_modules[name](real, fake)
+                out.update((t, values[t]) for t in active)
+        return out
+
+    def discriminator_loss(self, real_logits, fake_logits) -> torch.Tensor:
+        """The discriminators' loss, weighted, float32: ``disc * adv_D(real, fake)`` (every discrimination term,
+        weighted, also at weight 0, so that the step has a loss to differentiate)."""
+        with self._fp32():
+            real_logits, fake_logits = [x.float() for x in real_logits], [x.float() for x in fake_logits]
+            total = 0
+            for spec in vl.loss_specs():
+                if spec.inputs == "discrimination":
+                    values = self.loss_modules[spec.name](real_logits, fake_logits)
+                    total = total + sum(self.w[t] * values[t] for t in spec.terms)
+        return total
+
+    def _discriminator_mel(self, mel: torch.Tensor, copies: int) -> Optional[torch.Tensor]:
+        """The mel a conditional discriminator sees next to ``copies`` stacked batches of audio (``None`` when no
+        member is conditional)."""
+        return torch.cat([mel] * copies, dim=0) if self.discriminator.conditional else None
+
+    def _weighted_sum(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return sum((self.w[k] * v for k, v in terms.items()), torch.zeros((), device=self.device))
 
     @staticmethod
     def _match(fake: torch.Tensor, real: torch.Tensor):
@@ -185,7 +238,7 @@ class GANVocoder(pl.LightningModule):
         o = self.plan.optim
         mel, real = batch["mel"], batch["wav"]
         spectrum = None
-        if self.fourier_loss is not None:  # the Fourier losses also need the predicted STFT
+        if self.needs_spectrum:  # the spectrum losses also need the predicted STFT
             spectrum = self.generator.spectrum(mel)
             fake = self.generator.synthesize(*spectrum)
         else:
@@ -199,13 +252,13 @@ class GANVocoder(pl.LightningModule):
             # ---- discriminator
             self.toggle_optimizer(opt_d)
             # One pass over [real; fake]: same result as two passes (no batch statistics in D), cheaper.
-            both, _ = self.discriminator(torch.cat([real, fake.detach().to(real.dtype)], dim=0))
+            real_d, fake_d = self.discriminator_noise(real, fake.detach().to(real.dtype), mel)
+            both, _ = self.discriminator(torch.cat([real_d, fake_d], dim=0), mel=self._discriminator_mel(mel, 2))
             n = real.shape[0]
-            real_logits, fake_logits = [x[:n] for x in both], [x[n:] for x in both]
-            with self._fp32():
-                loss_d, _, _ = vl.discriminator_adversarial_loss(
-                    [x.float() for x in real_logits], [x.float() for x in fake_logits], kind=self.adv_kind)
-            loss_d = self.w["disc"] * loss_d
+            loss_d = self.discriminator_loss([x[:n] for x in both], [x[n:] for x in both])
+            if self.discriminator_noise.config.enabled:
+                self.discriminator_noise.update([x[:n] for x in both])
+                logs["diffusion_steps"] = torch.tensor(float(self.discriminator_noise.steps))
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(loss_d)
             logs["grad_norm_d"] = self._clip(self.discriminator.parameters(), o.discriminator_grad_clip)
@@ -215,24 +268,18 @@ class GANVocoder(pl.LightningModule):
 
         # ---- generator
         self.toggle_optimizer(opt_g)
-        rec = self.reconstruction_losses(fake, real)
-        if spectrum is not None:
-            with self._fp32():
-                fourier = self.fourier_loss(spectrum[0], spectrum[1], fake, real)
-            rec.update({k: v for k, v in fourier.items() if self.w[k] > 0})
-        loss_g = sum((self.w[k] * v for k, v in rec.items()), torch.zeros((), device=self.device))
-        for k, v in rec.items():
-            logs[k] = v.detach()
-        if generator_adversarial:
-            with torch.no_grad():
-                _, real_fmaps = self.discriminator(real)
-            fake_logits, fake_fmaps = self.discriminator(fake)
-            with self._fp32():
-                adv, _ = vl.generator_adversarial_loss([x.float() for x in fake_logits], kind=self.adv_kind)
-                fm = vl.feature_matching_loss([[f.float() for f in fs] for fs in real_fmaps],
-                                      [[f.float() for f in fs] for fs in fake_fmaps])
-            loss_g = loss_g + self.w["adv"] * adv + self.w["fm"] * fm
-            logs["adv_g"], logs["fm"] = adv.detach(), fm.detach()
+        terms = self.reconstruction_losses(fake, real, spectrum)
+        if generator_adversarial and self._losses_with("judgement"):
+            real_g, fake_g = self.discriminator_noise(real, fake, mel)
+            d_mel = self._discriminator_mel(mel, 1)
+            with self.discriminator.same_windows():  # random-window members judge real and fake on one window
+                with torch.no_grad():
+                    real_judgement = self.discriminator(real_g, mel=d_mel)
+                fake_judgement = self.discriminator(fake_g, mel=d_mel)
+            terms.update(self.adversarial_losses(real_judgement, fake_judgement))
+        loss_g = self._weighted_sum(terms)
+        for k, v in terms.items():
+            logs[self._log_names[k]] = v.detach()
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
         logs["grad_norm_g"] = self._clip(self.generator.parameters(), o.grad_clip)
@@ -263,12 +310,13 @@ class GANVocoder(pl.LightningModule):
         fake, real = self._match(fake, real)
         with self._fp32():
             fake, real = fake.float(), real.float()
-            mel_l1 = self.mel_loss(fake, real)
-            sc, mag = self.stft_loss(fake, real)
+            mel_l1 = self.loss_modules["mel"](fake, real)["mel"]
+            stft = self.loss_modules["stft"](fake, real)
+            sc, mag = stft["stft_sc"], stft["stft_mag"]
         bs = real.shape[0]
         self.log("val/mel_l1", mel_l1, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=bs)
         self.log("val/mrstft", sc + mag, on_epoch=True, sync_dist=True, batch_size=bs)
-        n_samples = int(self.plan.trainer.get("val_log_samples", 0))
+        n_samples = self.plan.trainer.val_log_samples
         if batch_idx < n_samples and self.global_rank == 0:
             self._log_sample(batch_idx, real[0, 0], fake[0, 0])
         return mel_l1

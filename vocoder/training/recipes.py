@@ -8,7 +8,8 @@ hyper-parameters); :class:`vocoder.training.settings.TrainingRecipe` types it on
 
 Sections with a fixed schema (``losses``, ``optim``, ``data``, ``trainer``) reject unknown keys, so a typo in
 an override is an error, not a silently ignored setting. Free-form mappings (``generator.config``,
-``discriminators[i].args``, ``losses.*_args``) accept any key; the component that uses them validates.
+``discriminators[i].args``, ``losses.*_args``) accept any key; the component that uses them validates. The
+``losses`` section is what the loss modules declare (:mod:`vocoder.losses.registry`): its keys, defaults and checks.
 
 ``generator.init: PATH`` fine-tunes an existing generator: :func:`vocoder.training.generator_init.resolve_generator_init` reads PATH (our ``.pt``,
 an official BigVGAN folder, a HiFi-GAN ``g_*`` file + ``config.json``), checks the recipe against it and fills in
@@ -17,12 +18,15 @@ the generator config and mel settings the recipe leaves empty.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 import yaml
 
+from ..losses.registry import check_loss_settings, loss_defaults
+from .discriminator_noise import DiscriminatorNoiseConfig
 from ..utils import atomic_write_bytes
 
 __all__ = ["DEFAULTS", "load_recipe", "resolve_recipe", "apply_override", "save_recipe", "lightning_max_steps",
@@ -36,32 +40,10 @@ DEFAULTS: Dict[str, Any] = {
     # reads. Empty `config` / `mel` are then taken from it; explicit ones must match it.
     "generator": {"name": None, "preset": None, "config": {}, "init": None},
     "discriminators": [],  # list of {name, args}
-    "losses": {
-        "kind": "lsgan",  # adversarial objective: lsgan | hinge
-        "adv": 1.0,  # generator adversarial loss weight
-        "disc": 1.0,  # discriminator loss weight
-        "fm": 2.0,  # feature-matching weight (HiFi-GAN / BigVGAN use 2)
-        "mel": 45.0,  # single-scale log-mel L1 weight
-        "mel_fmax": None,  # fmax of the loss mel (HiFi-GAN's fmax_for_loss; None = sample_rate / 2)
-        "multiscale_mel": 0.0,  # BigVGAN-v2 multi-scale mel loss weight
-        "multiscale_mel_args": {},
-        "stft_sc": 0.0,  # multi-resolution STFT: spectral-convergence weight (ParallelWaveGAN)
-        "stft_mag": 0.0,  # multi-resolution STFT: log-magnitude weight
-        "stft_args": {},
-        # Fourier-head generators only (vocoder.losses.fourier, APNet's terms; APNet weights amplitude 45,
-        # phase 100 each, consistency and real/imaginary 20 / 45 with mel 45):
-        "amplitude": 0.0,  # log-amplitude MSE of the predicted STFT
-        "amplitude_floor": 1e-5,  # both log-amplitudes floored here (near-silent bins stop counting)
-        "amplitude_gradients": 0.0,  # log-amplitude differences along time and frequency (what PGHI integrates)
-        "phase_ip": 0.0,  # anti-wrapped instantaneous phase
-        "phase_gd": 0.0,  # anti-wrapped group delay
-        "phase_iaf": 0.0,  # anti-wrapped instantaneous angular frequency
-        "phase_weighting": "none",  # none | amplitude | sqrt_amplitude (phase errors weighted by the reference)
-        "consistency": 0.0,  # predicted STFT vs the STFT of the audio it makes
-        "real_imag": 0.0,  # re-analysed STFT vs real STFT, L1 on real and imaginary parts
-        "phase_retrieved": 0.0,  # predicted phase vs fast Griffin-Lim's from it (no gradient through the target)
-        "phase_retrieval_iterations": 8,  # ... with this many iterations
-    },
+    # Declared by the loss modules (vocoder/losses/*.py, each loss's weights and arguments, in order; the table in
+    # docs/training.md): kind (lsgan | hinge), adv, disc, fm, mel, mel_fmax, multiscale_mel(_args), stft_sc / stft_mag
+    # (stft_args), the Fourier-head terms amplitude ... phase_retrieved and their arguments, and any loss added since.
+    "losses": loss_defaults(),
     "optim": {
         "name": "adamw",  # adamw | adam
         "lr": 2e-4,
@@ -104,10 +86,12 @@ DEFAULTS: Dict[str, Any] = {
         "find_unused_parameters": True,
         "seed": 1234,
     },
+    # Diffusion-GAN / SpecDiff-GAN noise on the discriminators' inputs (vocoder.training.discriminator_noise, which
+    # documents each key); off by default. recipes/hifigan_v2_specdiff.yaml turns it on.
+    "discriminator_noise": dataclasses.asdict(DiscriminatorNoiseConfig()),
 }
 
-_FIXED_SECTIONS = ("losses", "optim", "data", "trainer")
-_FREE_KEYS = {("generator", "config"), ("losses", "multiscale_mel_args"), ("losses", "stft_args")}
+_FIXED_SECTIONS = ("losses", "optim", "data", "trainer", "discriminator_noise")
 
 
 def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any], where: str, strict: bool) -> Dict[str, Any]:
@@ -160,16 +144,8 @@ def _validate(r: Mapping[str, Any]) -> None:
     for i, d in enumerate(r["discriminators"]):
         if not isinstance(d, Mapping) or "name" not in d or set(d) - {"name", "args"}:
             raise ValueError(f"recipe.discriminators[{i}] must be {{name: str, args: mapping}}, got {d!r}")
-    if r["losses"]["kind"] not in ("lsgan", "hinge"):
-        raise ValueError(f"losses.kind must be 'lsgan' or 'hinge', got {r['losses']['kind']!r}")
-    from ..losses.fourier import PHASE_WEIGHTINGS  # here: the recipe module itself does not need torch
-
-    if r["losses"]["phase_weighting"] not in PHASE_WEIGHTINGS:
-        raise ValueError(f"losses.phase_weighting must be one of {PHASE_WEIGHTINGS}, got "
-                         f"{r['losses']['phase_weighting']!r}")
-    if int(r["losses"]["phase_retrieval_iterations"]) < 1:
-        raise ValueError(f"losses.phase_retrieval_iterations must be >= 1, got "
-                         f"{r['losses']['phase_retrieval_iterations']!r}")
+    check_loss_settings(r["losses"])  # each value as its loss declares it
+    DiscriminatorNoiseConfig.from_dict(r["discriminator_noise"])  # its own checks, with the key's name
     o = r["optim"]
     if o["name"] not in ("adam", "adamw"):
         raise ValueError(f"optim.name must be 'adam' or 'adamw', got {o['name']!r}")

@@ -33,7 +33,7 @@ from .data import VocoderDataModule, default_num_workers
 from .generator_init import GeneratorInit, resolve_generator_init
 from .lightning_module import GANVocoder
 from .recipes import lightning_max_steps, save_recipe
-from .settings import TrainingRecipe, as_training_recipe
+from .settings import TrainerSettings, TrainingRecipe, as_training_recipe
 
 __all__ = ["TrainResult", "TrainingIncomplete", "train", "build_module", "load_generator_init", "load_discriminator_init", "build_trainer", "build_datamodule", "resolve_precision", "resolve_accelerator"]
 
@@ -107,13 +107,13 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     return precision
 
 
-def _strategy(t: Mapping[str, Any], accelerator: str, devices):
+def _strategy(t: TrainerSettings, accelerator: str, devices):
     n = devices if isinstance(devices, int) else (len(devices) if isinstance(devices, (list, tuple)) else None)
     multi = n is None or n == -1 or n > 1
-    if t["strategy"] in ("auto", "ddp") and multi:
+    if t.strategy in ("auto", "ddp") and multi:
         return DDPStrategy(process_group_backend="gloo" if accelerator == "cpu" else "nccl",
-                           find_unused_parameters=bool(t["find_unused_parameters"]))
-    return t["strategy"]
+                           find_unused_parameters=t.find_unused_parameters)
+    return t.strategy
 
 
 def build_datamodule(recipe: Union[Mapping[str, Any], TrainingRecipe], train: Union[str, Sequence[str]],
@@ -135,12 +135,12 @@ def build_trainer(recipe: Union[Mapping[str, Any], TrainingRecipe], run_dir: "os
     plan = as_training_recipe(recipe)
     t = plan.trainer
     run_dir = Path(run_dir)
-    accelerator = resolve_accelerator(t["accelerator"])
-    devices = t["devices"]
-    gan_steps = int(t["max_steps"])
-    ckpt_cb = VocoderCheckpoint(run_dir / "checkpoints", every_n_steps=int(t["checkpoint_every_n_steps"] or 0),
-                                keep_last=int(t["keep_last_checkpoints"] or 0),
-                                export_every_n_steps=int(t["export_every_n_steps"] or 0))
+    accelerator = resolve_accelerator(t.accelerator)
+    devices = t.devices
+    gan_steps = t.max_steps
+    ckpt_cb = VocoderCheckpoint(run_dir / "checkpoints", every_n_steps=t.checkpoint_every_n_steps or 0,
+                                keep_last=t.keep_last_checkpoints or 0,
+                                export_every_n_steps=t.export_every_n_steps or 0)
     try:
         logger = pl.loggers.TensorBoardLogger(save_dir=str(run_dir), name="logs", version="", default_hp_metric=False)
     except ModuleNotFoundError:  # tensorboard missing: CSV still records the losses
@@ -151,15 +151,15 @@ def build_trainer(recipe: Union[Mapping[str, Any], TrainingRecipe], run_dir: "os
         accelerator=accelerator,
         devices=devices,
         strategy=_strategy(t, accelerator, devices),
-        precision=resolve_precision(t["precision"], accelerator),
+        precision=resolve_precision(t.precision, accelerator),
         max_steps=lightning_max_steps(gan_steps, plan.optim.discriminator_start_step),
         max_epochs=-1,
-        val_check_interval=int(t["val_check_interval"]),
+        val_check_interval=t.val_check_interval,
         check_val_every_n_epoch=None,  # val_check_interval counts GAN steps across epochs
-        num_sanity_val_steps=int(t["num_sanity_val_steps"]),
-        log_every_n_steps=int(t["log_every_n_steps"]),
+        num_sanity_val_steps=t.num_sanity_val_steps,
+        log_every_n_steps=t.log_every_n_steps,
         enable_checkpointing=False,  # VocoderCheckpoint does it, keyed by gan_step
-        callbacks=[ckpt_cb, ProgressLog(int(t["log_every_n_steps"]), gan_steps), *extra_callbacks],
+        callbacks=[ckpt_cb, ProgressLog(t.log_every_n_steps, gan_steps), *extra_callbacks],
         plugins=[AtomicCheckpointIO()],
         logger=logger,
         default_root_dir=str(run_dir),
@@ -271,7 +271,7 @@ def train(recipe: Mapping[str, Any], data: Union[str, Sequence[str]], val: Union
         run_dir.mkdir(parents=True, exist_ok=True)
         save_recipe(recipe, run_dir / "recipe.yaml")
     plan = TrainingRecipe.from_dict(recipe)  # typed once; the module, data and trainer share it
-    pl.seed_everything(int(plan.trainer["seed"]), workers=True, verbose=False)
+    pl.seed_everything(plan.trainer.seed, workers=True, verbose=False)
     module = _module(plan, gen_init)
     if init_discriminator is not None:
         if ckpt_path is not None:
@@ -293,7 +293,7 @@ def train(recipe: Mapping[str, Any], data: Union[str, Sequence[str]], val: Union
     last = run_dir / "checkpoints" / "last.ckpt"
     step = int(module.gan_step)
     result = TrainResult(run_dir, step, last if last.is_file() else None, terminated,
-                         max_steps=int(plan.trainer["max_steps"]),
+                         max_steps=plan.trainer.max_steps,
                          steps_taken=0 if counter.start is None else step - counter.start)
     if result.problem() is not None:
         raise TrainingIncomplete(result)

@@ -2,60 +2,27 @@
 
 ``TrainingRecipe.from_dict(recipe)`` is the one place that reads a resolved recipe dict (see
 :mod:`vocoder.training.recipes`): it lays the recipe's generator config over its preset's, takes the mel settings
-from the recipe or the preset, checks that the generator fits them, and types every setting. The dict itself is
+from the recipe or the preset, makes the generator config for them (:func:`~vocoder.generators.registry.config_for_mel`:
+the mel settings define the generator's input), and types every setting: ``losses`` as the loss modules declare
+it (:class:`~vocoder.losses.registry.LossSettings`), the other sections as the dataclasses here. The dict itself is
 kept (``raw``): it is what ``recipe.yaml`` and Lightning's hyper-parameters store.
 """
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch.nn as nn
 
 from ..audio.mel import MelConfig
-from ..discriminators import CombinedDiscriminator, build_discriminator
-from ..generators.registry import Preset, build_generator, check_generator_fits_mel, get_preset, resolve_config
+from ..discriminators import CombinedDiscriminator, build_discriminator, discriminator_class
+from ..generators.registry import Preset, config_for_mel, get_preset, get_spec
+from ..losses.registry import LossSettings
+from .discriminator_noise import DiscriminatorNoiseConfig
 
-__all__ = ["LossSettings", "OptimSettings", "DataSettings", "DiscriminatorSpec", "TrainingRecipe",
-           "FOURIER_TERMS", "RECONSTRUCTION_TERMS", "generator_name_and_config", "as_training_recipe"]
-
-#: loss weights that need the generator's predicted STFT (vocoder.losses.fourier)
-FOURIER_TERMS = ("amplitude", "amplitude_gradients", "phase_ip", "phase_gd", "phase_iaf", "consistency", "real_imag", "phase_retrieved")
-#: loss weights of the generator's reconstruction terms (what a generator-only warm-up trains on)
-RECONSTRUCTION_TERMS = ("mel", "multiscale_mel", "stft_sc", "stft_mag") + FOURIER_TERMS
-_WEIGHTS = ("adv", "disc", "fm") + RECONSTRUCTION_TERMS
-
-
-@dataclass(frozen=True)
-class LossSettings:
-    """The recipe's ``losses`` section (weights, the adversarial objective, the losses' arguments)."""
-    kind: str
-    adv: float
-    disc: float
-    fm: float
-    mel: float
-    mel_fmax: Optional[float]
-    multiscale_mel: float
-    multiscale_mel_args: Mapping[str, Any]
-    stft_sc: float
-    stft_mag: float
-    stft_args: Mapping[str, Any]
-    amplitude: float
-    amplitude_floor: float
-    amplitude_gradients: float
-    phase_ip: float
-    phase_gd: float
-    phase_iaf: float
-    phase_weighting: str
-    consistency: float
-    real_imag: float
-    phase_retrieved: float
-    phase_retrieval_iterations: int
-
-    def weights(self) -> Dict[str, float]:
-        """Every loss weight by name (``adv``, ``disc``, ``fm`` and the reconstruction terms)."""
-        return {k: getattr(self, k) for k in _WEIGHTS}
+__all__ = ["LossSettings", "OptimSettings", "DataSettings", "TrainerSettings", "DiscriminatorSpec", "TrainingRecipe",
+           "generator_name_and_config", "as_training_recipe"]
 
 
 @dataclass(frozen=True)
@@ -96,19 +63,38 @@ class DataSettings:
 
 
 @dataclass(frozen=True)
+class TrainerSettings:
+    """The recipe's ``trainer`` section (what :func:`vocoder.training.runner.build_trainer` gives Lightning)."""
+    max_steps: int
+    precision: str
+    val_check_interval: int
+    log_every_n_steps: int
+    checkpoint_every_n_steps: Optional[int]
+    keep_last_checkpoints: Optional[int]
+    export_every_n_steps: Optional[int]
+    val_log_samples: int
+    num_sanity_val_steps: int
+    accelerator: str
+    devices: Union[int, str, List[int]]
+    strategy: str
+    find_unused_parameters: bool
+    seed: int
+
+
+@dataclass(frozen=True)
 class DiscriminatorSpec:
     name: str
     args: Mapping[str, Any]
 
 
 def _typed(cls, section: Mapping[str, Any]):
-    """``cls`` from a recipe section: ints and floats converted (YAML reads ``1e-4`` as a string), None kept."""
+    """``cls`` from a recipe section: ints, floats and bools converted (YAML reads ``1e-4`` as a string), None kept."""
     kwargs = {}
     for f in dataclasses.fields(cls):
         v = section[f.name]
         t = f.type.replace("Optional[", "").rstrip("]") if isinstance(f.type, str) else f.type
-        if v is not None and t in ("float", "int"):
-            v = float(v) if t == "float" else int(v)
+        if v is not None and t in ("float", "int", "bool"):
+            v = {"float": float, "int": int, "bool": bool}[t](v)
         elif v is not None and t.startswith("Tuple[float"):
             v = tuple(float(x) for x in v)
         elif v is not None and t.startswith("Mapping"):
@@ -140,13 +126,14 @@ class TrainingRecipe:
     losses: LossSettings
     optim: OptimSettings
     data: DataSettings
-    trainer: Mapping[str, Any]
+    trainer: TrainerSettings
+    discriminator_noise: DiscriminatorNoiseConfig
     raw: Mapping[str, Any]  # the resolved dict (recipe.yaml, Lightning's hyper-parameters)
 
     @classmethod
     def from_dict(cls, recipe: Mapping[str, Any]) -> "TrainingRecipe":
         """Type a resolved recipe dict (:func:`vocoder.training.recipes.resolve_recipe`); ``ValueError`` when the
-        generator does not fit the mel settings or a section cannot be typed."""
+        generator config does not fit the mel settings or a section cannot be typed."""
         name, config, preset = generator_name_and_config(recipe)
         if recipe.get("mel"):
             mel = MelConfig.from_dict(recipe["mel"])
@@ -154,19 +141,30 @@ class TrainingRecipe:
             mel = preset.mel
         else:
             raise ValueError("recipe has no `mel` section and no generator preset to take the mel settings from")
-        generator_config = resolve_config(name, config)
-        check_generator_fits_mel(generator_config, mel, f"recipe generator {name}")
+        generator_config = config_for_mel(name, config, mel, f"recipe generator {name}")
         return cls(name=recipe.get("name"), mel=mel, generator_name=name, generator_config=generator_config,
                    discriminators=tuple(DiscriminatorSpec(d["name"], dict(d.get("args") or {}))
                                         for d in recipe["discriminators"]),
-                   losses=_typed(LossSettings, recipe["losses"]), optim=_typed(OptimSettings, recipe["optim"]),
-                   data=_typed(DataSettings, recipe["data"]), trainer=dict(recipe["trainer"]), raw=dict(recipe))
+                   losses=LossSettings(recipe["losses"]), optim=_typed(OptimSettings, recipe["optim"]),
+                   data=_typed(DataSettings, recipe["data"]), trainer=_typed(TrainerSettings, recipe["trainer"]),
+                   discriminator_noise=DiscriminatorNoiseConfig.from_dict(recipe.get("discriminator_noise")),
+                   raw=dict(recipe))
 
     def build_generator(self) -> nn.Module:
-        return build_generator(self.generator_name, self.generator_config)
+        """The generator, from its config made for :attr:`mel` in :meth:`from_dict`."""
+        return get_spec(self.generator_name).cls(self.generator_config)
 
     def build_discriminator(self) -> CombinedDiscriminator:
-        return CombinedDiscriminator([build_discriminator(d.name, **d.args) for d in self.discriminators])
+        """The recipe's discriminators; one that lines its windows up with mel frames (its class lists
+        ``mel_arguments``, e.g. ``rwd``'s ``hop_length`` and ``n_mels``) gets them from :attr:`mel` unless its args
+        set them."""
+        built = []
+        for d in self.discriminators:
+            args = dict(d.args)
+            for key in getattr(discriminator_class(d.name), "mel_arguments", ()):
+                args.setdefault(key, getattr(self.mel, key))
+            built.append(build_discriminator(d.name, **args))
+        return CombinedDiscriminator(built)
 
 
 def as_training_recipe(recipe: Union[Mapping[str, Any], TrainingRecipe]) -> TrainingRecipe:

@@ -26,6 +26,8 @@ FOURIER = {"vocos_mel_24khz", "vocos_22khz_80band", "vocos_22khz_80band_small"}
 #: WaveNet presets (the paper's 1.44 M is not what its reference code builds; checked against the parallel_wavegan
 #: package in test_parallel_wavegan.py)
 WAVENET = {"parallel_wavegan"}
+#: HiFTNet / iSTFTNet presets (counts checked against docs/seed_systems.md in test_hiftnet.py)
+HIFTNET = {"hiftnet_22khz", "istftnet_c8c8i_22khz", "hiftnet_frame_22khz"}
 SMALL = ["hifigan_v1", "hifigan_v2", "hifigan_v3", "melgan", "bigvgan_base_22khz_80band", "bigvgan_base_24khz_100band"]
 LARGE = sorted(set(STATED) - set(SMALL))
 
@@ -114,7 +116,7 @@ def _reference_for(preset):
 
 # --- presets -------------------------------------------------------------------------------------------------------
 def test_every_preset_is_listed_and_consistent():
-    assert set(preset_names()) == set(STATED) | FOURIER | WAVENET
+    assert set(preset_names()) == set(STATED) | FOURIER | WAVENET | HIFTNET
     for name in preset_names():
         p = get_preset(name)
         assert p.config.hop_length == p.mel.hop_length, name
@@ -300,7 +302,8 @@ def test_generators_deepcopy_after_training_step():
 def test_every_family_registers_its_streaming_builder():
     from vocoder.generators.registry import generator_names, get_spec, streaming_builder
 
-    assert set(generator_names()) == {"hifigan", "melgan", "bigvgan", "vocos", "parallel_wavegan"}
+    assert set(generator_names()) == {"hifigan", "melgan", "bigvgan", "vocos", "parallel_wavegan", "hiftnet",
+                                     "hiftnet_frame"}
     for name in generator_names():
         assert get_spec(name).streaming is not None, name
     assert streaming_builder(build_generator("hifigan_v2")) is get_spec("hifigan").streaming

@@ -21,6 +21,10 @@ _TINY_GEN = {
                 "generator.config.resblock_dilation_sizes=[[1, 3, 5]]"],
     "melgan": ["generator.config.ngf=4", "generator.config.n_residual_layers=1"],
     "vocos": ["generator.config.dim=16", "generator.config.intermediate_dim=32", "generator.config.num_layers=2"],
+    # (the F0 network keeps its size: it runs at frame rate, and a recipe's pretrained one must fit it)
+    "hiftnet": ["generator.config.upsample_initial_channel=32", "generator.config.resblock_kernel_sizes=[3]",
+                "generator.config.resblock_dilation_sizes=[[1, 3, 5]]"],
+    "hiftnet_frame": ["generator.config.dim=16", "generator.config.intermediate_dim=32", "generator.config.num_layers=2"],
     "parallel_wavegan": ["generator.config.layers=4", "generator.config.stacks=2", "generator.config.residual_channels=8",
                          "generator.config.gate_channels=16", "generator.config.skip_channels=8"],
 }

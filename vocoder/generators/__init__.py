@@ -5,6 +5,7 @@ config dict; ``get_preset(name).mel`` is the :class:`~vocoder.audio.mel.MelConfi
 """
 from .bigvgan import BigVGANConfig, BigVGANGenerator
 from .hifigan import HiFiGANConfig, HiFiGANGenerator
+from .hiftnet import HiFTNetConfig, HiFTNetFrameConfig, HiFTNetFrameGenerator, HiFTNetGenerator
 from .melgan import MelGANConfig, MelGANGenerator
 from .parallel_wavegan import ParallelWaveGANConfig, ParallelWaveGANGenerator
 from .vocos import VocosConfig, VocosGenerator

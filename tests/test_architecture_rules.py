@@ -48,3 +48,24 @@ def test_capabilities_are_not_probed_with_hasattr():
                         "spectrum", "synthesize", "refined"):
                     probes.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert probes == [], probes
+
+
+def test_every_generator_module_registers_a_family():
+    """A family is its module: the package imports every module of ``vocoder/generators/`` (so a new one needs no
+    import line elsewhere), and each module but the registry and the shared helpers registers a family."""
+    import importlib
+    import pkgutil
+
+    import vocoder.generators as generators
+    from vocoder.generators import generator_names
+
+    registered = {}
+    for m in pkgutil.iter_modules(generators.__path__):
+        if m.name in ("registry", "common"):
+            continue
+        module = importlib.import_module(f"vocoder.generators.{m.name}")
+        registered[m.name] = sorted(obj.registry_name for obj in vars(module).values()
+                                    if isinstance(obj, type) and obj.__module__ == module.__name__
+                                    and getattr(obj, "registry_name", None) in generator_names())
+    assert all(registered.values()), registered
+    assert sorted(n for names in registered.values() for n in names) == generator_names()

@@ -1,8 +1,9 @@
-"""Shared by the tests: the tiny mel of the inference-side tests (CLI, Vocoder, plugins), scripts as modules, and
-`vocoder serve` as a subprocess."""
+"""Shared by the tests: the tiny mel of the inference-side tests (CLI, Vocoder, plugins), scripts as modules,
+`vocoder serve` as a subprocess, and a streamed decode in given chunks."""
 import contextlib
 import importlib.util
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -61,3 +62,27 @@ def cli_server(args, env=None, timeout: float = 180.0):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def stream_all(sv, mel, chunks):
+    """A :class:`~vocoder.streaming.StreamingVocoder` ``sv`` fed ``mel [.., n_mels, T]`` in chunks of the given frame
+    counts (the remainder as one more chunk), then flushed: the whole stream's audio ``[.., T * hop]``."""
+    import torch
+
+    outs, i = [], 0
+    for c in chunks:
+        outs.append(sv.push(mel[..., i:i + c]))
+        i += c
+    if i < mel.shape[-1]:
+        outs.append(sv.push(mel[..., i:]))
+    outs.append(sv.flush())
+    return torch.cat(outs, dim=-1)
+
+
+def random_chunks(total: int, rng: random.Random, hi: int = 9) -> list:
+    """Chunk sizes in ``1 .. hi`` drawn from ``rng`` until they cover ``total`` frames."""
+    out, s = [], 0
+    while s < total:
+        out.append(rng.randint(1, hi))
+        s += out[-1]
+    return out

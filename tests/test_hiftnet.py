@@ -23,6 +23,7 @@ from vocoder.streaming import StreamingVocoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "training"))  # the recipe tests' helpers and fixture
 from training_helpers import RECIPES_DIR, make_audio_dir, one_thread, tiny_overrides  # noqa: E402,F401
+from helpers import random_chunks, stream_all  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
@@ -68,25 +69,6 @@ def make(key: str) -> nn.Module:
 
 def mel_of(batch: int, frames: int, seed: int) -> torch.Tensor:
     return torch.randn(batch, N, frames, generator=torch.Generator().manual_seed(seed))
-
-
-def stream_all(sv: StreamingVocoder, mel: torch.Tensor, chunks) -> torch.Tensor:
-    outs, i = [], 0
-    for c in chunks:
-        outs.append(sv.push(mel[..., i:i + c]))
-        i += c
-    if i < mel.shape[-1]:
-        outs.append(sv.push(mel[..., i:]))
-    outs.append(sv.flush())
-    return torch.cat(outs, dim=-1)
-
-
-def random_chunks(total: int, rng: random.Random, hi: int = 9) -> list:
-    out, s = [], 0
-    while s < total:
-        out.append(rng.randint(1, hi))
-        s += out[-1]
-    return out
 
 
 # ------------------------------------------------------------------------------------------- presets

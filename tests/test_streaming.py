@@ -22,6 +22,8 @@ from vocoder.streaming import StreamingVocoder, build_streaming_generator, push_
 from vocoder.nn.streaming import (StateAllocator, StreamActivation1d, StreamConv1d, StreamConvTranspose1d,
                                   activation_context)
 
+from helpers import random_chunks, stream_all
+
 TOL = 1e-4
 N_MELS = 8
 
@@ -97,26 +99,6 @@ def random_mel(key: str, *shape: int, generator: torch.Generator = None) -> torc
 def offline(g: nn.Module, mel: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return g(mel)[:, 0]
-
-
-def stream_all(sv: StreamingVocoder, mel: torch.Tensor, chunks) -> torch.Tensor:
-    outs, i = [], 0
-    for c in chunks:
-        outs.append(sv.push(mel[..., i:i + c]))
-        i += c
-    if i < mel.shape[-1]:
-        outs.append(sv.push(mel[..., i:]))
-    outs.append(sv.flush())
-    return torch.cat(outs, dim=-1)
-
-
-def random_chunks(total: int, rng: random.Random, hi: int = 9) -> list:
-    out, s = [], 0
-    while s < total:
-        c = rng.randint(1, hi)
-        out.append(c)
-        s += c
-    return out
 
 
 # ------------------------------------------------------------------------------------------- single layers

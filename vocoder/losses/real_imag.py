@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .registry import Argument, LossSpec, TermsOf, Weight, as_mapping, register_loss
+from .stft import waveform_pair
 
 __all__ = ["MultiResolutionRealImagLoss"]
 
@@ -56,13 +57,7 @@ class MultiResolutionRealImagLoss(nn.Module):
                           return_complex=True)
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-        if fake.shape != real.shape:
-            raise ValueError(f"MultiResolutionRealImagLoss: fake and real must have the same shape, got "
-                             f"{tuple(fake.shape)} and {tuple(real.shape)}")
-        if fake.dim() == 3:  # [B, C, T] -> [B*C, T]
-            fake, real = fake.reshape(-1, fake.shape[-1]), real.reshape(-1, real.shape[-1])
-        elif fake.dim() != 2:
-            raise ValueError(f"MultiResolutionRealImagLoss: expected [B, 1, T] or [B, T], got {tuple(fake.shape)}")
+        fake, real = waveform_pair(fake, real, "MultiResolutionRealImagLoss")
         longest = max(n for n, _, _ in self.resolutions)
         if fake.shape[-1] <= longest // 2:
             raise ValueError(f"MultiResolutionRealImagLoss: audio needs more than {longest // 2} samples for reflect "

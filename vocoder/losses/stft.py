@@ -18,7 +18,20 @@ from torch import nn
 
 from .registry import Argument, LossSpec, TermsOf, Weight, as_mapping, register_loss
 
-__all__ = ["MultiResolutionSTFTLoss"]
+__all__ = ["MultiResolutionSTFTLoss", "waveform_pair"]
+
+
+def waveform_pair(fake: torch.Tensor, real: torch.Tensor, who: str) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``fake`` and ``real`` (``[B, C, T]`` or ``[B, T]``, the same shape) as ``[B * C, T]``; ``ValueError`` naming
+    ``who`` otherwise."""
+    if fake.shape != real.shape:
+        raise ValueError(f"{who}: fake and real must have the same shape, got {tuple(fake.shape)} and "
+                         f"{tuple(real.shape)}")
+    if fake.dim() == 3:  # [B, C, T] -> [B*C, T]
+        return fake.reshape(-1, fake.shape[-1]), real.reshape(-1, real.shape[-1])
+    if fake.dim() != 2:
+        raise ValueError(f"{who}: expected [B, 1, T] or [B, T], got {tuple(fake.shape)}")
+    return fake, real
 
 
 class MultiResolutionSTFTLoss(nn.Module):
@@ -45,13 +58,7 @@ class MultiResolutionSTFTLoss(nn.Module):
         return torch.sqrt(torch.clamp(spec.pow(2).sum(-1), min=1e-7))
 
     def forward(self, fake: torch.Tensor, real: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        if fake.shape != real.shape:
-            raise ValueError(f"MultiResolutionSTFTLoss: fake and real must have the same shape, got "
-                             f"{tuple(fake.shape)} and {tuple(real.shape)}")
-        if fake.dim() == 3:  # [B, C, T] -> [B*C, T]
-            fake, real = fake.reshape(-1, fake.shape[-1]), real.reshape(-1, real.shape[-1])
-        elif fake.dim() != 2:
-            raise ValueError(f"MultiResolutionSTFTLoss: expected [B, 1, T] or [B, T], got {tuple(fake.shape)}")
+        fake, real = waveform_pair(fake, real, "MultiResolutionSTFTLoss")
         sc, mag = fake.new_zeros(()), fake.new_zeros(())
         for i in range(len(self.resolutions)):
             x = self._magnitude(fake, i)

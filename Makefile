@@ -36,7 +36,8 @@ test: setup-test kernels
 
 # The oldest torch / torchaudio pair pyproject.toml claims (torch>=2.4), in its own virtual environment that sees
 # the packages `setup-test` installed but its own torch and torchaudio: the CPU kernel build and the fast subset
-# (kernels, generators, checkpoints, inference, phase refinement, streaming). PyPI's Linux torch wheels bring their
+# (kernels, generators incl. Parallel WaveGAN, HiFTNet and its F0 network and source, twin deconvolution,
+# checkpoints, inference, phase refinement, streaming). PyPI's Linux torch wheels bring their
 # CUDA libraries: 2.85 GB to download (torch 0.80 GB, nvidia-*-cu12 1.84 GB, triton 0.21 GB), kept in
 # OLDEST_WHEELS so a machine that keeps its home downloads them once. No CUDA build: the CUDA toolkit here is the one the newest torch wants.
 # ONNX export needs a newer torch (README, "Supported torch versions"), so its tests are left out.
@@ -45,7 +46,8 @@ OLDEST_TORCHAUDIO ?= 2.4.0
 OLDEST_WHEELS ?= $(HOME)/.cache/vocoder/wheels/torch-$(OLDEST_TORCH)
 OLDEST_VENV ?= $(HOME)/.cache/vocoder/venv-torch-$(OLDEST_TORCH)
 OLDEST_TESTS ?= tests/test_kernels.py tests/test_generators.py tests/checkpoints tests/test_inference.py tests/test_streaming.py \
-	tests/test_phase_refinement.py
+	tests/test_phase_refinement.py tests/test_parallel_wavegan.py tests/test_hiftnet.py tests/test_harmonic_source.py \
+	tests/test_f0_predictor.py tests/test_twin_deconv.py
 
 test-oldest-torch: setup-test
 	test -x $(OLDEST_VENV)/bin/python || $(PYTHON) -m venv --system-site-packages $(OLDEST_VENV)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .registry import Argument, LossSpec, TermsOf, Weight, as_mapping, register_loss
-from .stft import waveform_pair
+from .stft import register_stft_resolutions, waveform_pair
 
 __all__ = ["MultiResolutionRealImagLoss"]
 
@@ -37,18 +37,7 @@ class MultiResolutionRealImagLoss(nn.Module):
     def __init__(self, fft_sizes: Sequence[int] = (1024, 2048, 512), hop_sizes: Sequence[int] = (120, 240, 50),
                  win_lengths: Sequence[int] = (600, 1200, 240), window: str = "hann_window"):
         super().__init__()
-        if not (len(fft_sizes) == len(hop_sizes) == len(win_lengths)) or not fft_sizes:
-            raise ValueError(f"fft_sizes, hop_sizes, win_lengths must be non-empty and equally long, got "
-                             f"{list(fft_sizes)}, {list(hop_sizes)}, {list(win_lengths)}")
-        window_fn = getattr(torch, window, None) if isinstance(window, str) else None
-        if window_fn is None or not window.endswith("_window"):
-            raise ValueError(f"window must name a torch window function like 'hann_window', got {window!r}")
-        self.resolutions = [(int(n), int(h), int(w)) for n, h, w in zip(fft_sizes, hop_sizes, win_lengths)]
-        for i, (n, h, w) in enumerate(self.resolutions):
-            if not 0 < w <= n or h < 1:
-                raise ValueError(f"resolution {i}: need 0 < win_length <= fft_size and hop_size >= 1, got fft "
-                                 f"{n}, hop {h}, win {w}")
-            self.register_buffer(f"window_{i}", window_fn(w), persistent=False)
+        self.resolutions = register_stft_resolutions(self, fft_sizes, hop_sizes, win_lengths, window)
 
     def _stft(self, wav: torch.Tensor, i: int) -> torch.Tensor:
         """``[B, T] -> [B, fft // 2 + 1, frames]`` complex."""

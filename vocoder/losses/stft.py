@@ -10,7 +10,7 @@ keyword arguments).
 """
 from __future__ import annotations
 
-from typing import Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,7 @@ from torch import nn
 
 from .registry import Argument, LossSpec, TermsOf, Weight, as_mapping, register_loss
 
-__all__ = ["MultiResolutionSTFTLoss", "waveform_pair"]
+__all__ = ["MultiResolutionSTFTLoss", "waveform_pair", "register_stft_resolutions"]
 
 
 def waveform_pair(fake: torch.Tensor, real: torch.Tensor, who: str) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -34,23 +34,32 @@ def waveform_pair(fake: torch.Tensor, real: torch.Tensor, who: str) -> Tuple[tor
     return fake, real
 
 
+def register_stft_resolutions(module: nn.Module, fft_sizes: Sequence[int], hop_sizes: Sequence[int],
+                              win_lengths: Sequence[int], window: str) -> List[Tuple[int, int, int]]:
+    """Check the STFT resolutions of a multi-resolution loss and register each one's window on ``module`` as the
+    non-persistent buffer ``window_<i>``; returns ``[(fft_size, hop_size, win_length), ...]``."""
+    if not (len(fft_sizes) == len(hop_sizes) == len(win_lengths)) or not fft_sizes:
+        raise ValueError(f"fft_sizes, hop_sizes, win_lengths must be non-empty and equally long, got "
+                         f"{list(fft_sizes)}, {list(hop_sizes)}, {list(win_lengths)}")
+    window_fn = getattr(torch, window, None) if isinstance(window, str) else None
+    if window_fn is None or not window.endswith("_window"):
+        raise ValueError(f"window must name a torch window function like 'hann_window', got {window!r}")
+    resolutions = [(int(n), int(h), int(w)) for n, h, w in zip(fft_sizes, hop_sizes, win_lengths)]
+    for i, (n, h, w) in enumerate(resolutions):
+        if not 0 < w <= n or h < 1:
+            raise ValueError(f"resolution {i}: need 0 < win_length <= fft_size and hop_size >= 1, got fft "
+                             f"{n}, hop {h}, win {w}")
+        module.register_buffer(f"window_{i}", window_fn(w), persistent=False)
+    return resolutions
+
+
 class MultiResolutionSTFTLoss(nn.Module):
     """``(fake [B, 1, T] or [B, T], real) -> (spectral_convergence, log_magnitude)`` scalars."""
 
     def __init__(self, fft_sizes: Sequence[int] = (1024, 2048, 512), hop_sizes: Sequence[int] = (120, 240, 50),
                  win_lengths: Sequence[int] = (600, 1200, 240), window: str = "hann_window"):
         super().__init__()
-        if not (len(fft_sizes) == len(hop_sizes) == len(win_lengths)) or not fft_sizes:
-            raise ValueError(f"fft_sizes, hop_sizes, win_lengths must be non-empty and equally long, got "
-                             f"{list(fft_sizes)}, {list(hop_sizes)}, {list(win_lengths)}")
-        window_fn = getattr(torch, window, None)
-        if window_fn is None or not window.endswith("_window"):
-            raise ValueError(f"window must name a torch window function like 'hann_window', got {window!r}")
-        self.resolutions = [(int(n), int(h), int(w)) for n, h, w in zip(fft_sizes, hop_sizes, win_lengths)]
-        for i, (n, _, w) in enumerate(self.resolutions):
-            if w > n:
-                raise ValueError(f"win_length {w} > fft_size {n} at resolution {i}")
-            self.register_buffer(f"window_{i}", window_fn(w), persistent=False)
+        self.resolutions = register_stft_resolutions(self, fft_sizes, hop_sizes, win_lengths, window)
 
     def _magnitude(self, wav: torch.Tensor, i: int) -> torch.Tensor:
         n, h, w = self.resolutions[i]

@@ -380,6 +380,19 @@ def test_stream_equals_offline_decode_with_the_seed(script):
         assert (one - gen(mel[1:], seed=21)[0, 0]).abs().max().item() < 1e-5
 
 
+def test_vocoder_stream_follows_a_changed_noise_seed():
+    """``Vocoder.stream`` keeps its streamer between calls; a new ``noise_seed`` must not reuse the old one's noise."""
+    gen = _trained_looking(_ours_for(SMALL)).eval()
+    voc = Vocoder(gen, MEL)
+    mel = torch.randn(N_MELS, 24) - 4.0
+    for seed in (0, 5):
+        gen.noise_seed = seed
+        got = torch.cat(list(voc.stream([mel[:, :10], mel[:, 10:]])), -1)
+        with torch.no_grad():
+            want = gen(mel[None], seed=seed)[0, 0]
+        assert got.shape == want.shape and (got - want).abs().max().item() < 1e-5, seed
+
+
 def test_streams_batched_together_keep_their_own_noise():
     gen = _trained_looking(_ours_for(SMALL)).eval()
     voc = Vocoder(gen, MEL)

@@ -385,8 +385,8 @@ class Vocoder(nn.Module):
     # ------------------------------------------------------------------------------------------ streaming
     def _streamer(self):
         # Built on first use and kept (it copies the folded weights once); rebuilt if the generator was
-        # replaced, moved, or its weights changed in place (load_state_dict, an optimiser step): every
-        # in-place write bumps a tensor's version counter.
+        # replaced, moved, its weights changed in place (load_state_dict, an optimiser step: every in-place
+        # write bumps a tensor's version counter) or its noise seed changed.
         sv = self._cached_streamer()
         if sv is None:
             sv = StreamingVocoder(self.generator, mel_config=self._mel_config, phase=stream_phase(self))
@@ -394,7 +394,9 @@ class Vocoder(nn.Module):
         return sv
 
     def _weights_key(self) -> tuple:
-        return tuple((t.data_ptr(), t._version) for t in self.generator.state_dict(keep_vars=True).values())
+        # the noise seed of a noise-driven generator (Parallel WaveGAN) is not a weight but the stream draws with it
+        return (getattr(self.generator, "noise_seed", None),) + tuple(
+            (t.data_ptr(), t._version) for t in self.generator.state_dict(keep_vars=True).values())
 
     def _cached_streamer(self):
         """The cached streamer if it was built from this generator with these very weights and the phase this

@@ -356,3 +356,39 @@ def test_page_in_headless_chromium(two_models, tmp_path):
     # the screenshot shows something: many colours (text, tables, spectrograms), not a blank page
     pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(shot["data"]))).convert("RGB")).reshape(-1, 3)
     assert len(np.unique(pixels, axis=0)) > 100
+
+
+def test_plot_curves_draws_a_line_per_arm(tmp_path, monkeypatch, capsys):
+    """``scripts/plot_curves.py``: rows labelled ``ARM_<hours>h`` from several curve files become one line per arm."""
+    plot = load_script(REPO / "scripts" / "plot_curves.py")
+    floors = {"samples": {"griffin_lim": {"distillmos": 2.0, "pesq": 3.0}, "reference": {"distillmos": 3.0}}}
+
+    def row(label, step, hours, mos):
+        return {"label": label, "gan_step": step, "cpu_hours": hours, "samples": {"distillmos": mos, "pesq": 2.0}}
+
+    (tmp_path / "a.json").write_text(json.dumps({"rows": [row("current_0.5h", 100, 0.5, 2.1),
+                                                          row("hiftnet_0.5h", 60, 0.5, 1.5)], "floors": floors}))
+    (tmp_path / "b.json").write_text(json.dumps({"rows": [row("current_1h", 200, 1.0, 2.2),
+                                                          row("hiftnet_1.0h", 120, 1.0, 1.9)], "floors": floors}))
+    seen = {}
+    real = plot.write_curves
+
+    def spy(out, points, metrics, levels, prefix=""):
+        seen[prefix] = (points, metrics, levels)
+        return real(out, points, metrics, levels, prefix=prefix)
+
+    monkeypatch.setattr(plot, "write_curves", spy)
+    out = tmp_path / "plots"
+    assert plot.main([str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--out", str(out),
+                      "--metrics", "distillmos", "pesq"]) == 0
+    points, metrics, levels = seen["samples-"]
+    assert {p.series for p in points} == {"current", "hiftnet"} and len(points) == 4
+    assert sorted(p.cpu_hours for p in points if p.series == "hiftnet") == [0.5, 1.0]
+    assert levels["Griffin-Lim"]["distillmos"] == 2.0 and metrics == ["distillmos", "pesq"]
+    printed = capsys.readouterr().out
+    for m in metrics:
+        png = out / "img" / f"samples-curve-{m}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and str(png) in printed
+    # a metric no row has is an error naming it, not an empty plot
+    assert plot.main([str(tmp_path / "a.json"), "--out", str(out), "--metrics", "stoi"]) == 2
+    assert "stoi" in capsys.readouterr().err

@@ -7,7 +7,9 @@
 
 ``vocos``: the ``vocos_mel_24khz`` network, ours vs ``vocos``' backbone + ``ISTFTHead`` with the same weights
 (max|diff| over the official output's length), then the real-time factor of the default model's architecture
-(``vocos_22khz_80band``, random weights) alone, with ``--phase-iterations`` of phase refinement and with the
+(``vocos_22khz_80band``, random weights) alone and the ``--also`` presets (the source-filter family: HiFTNet,
+iSTFTNet; their speed against official vocos' per second of audio), with ``--phase-iterations`` of phase refinement
+and with the
 ``--phase`` settings (phase from the amplitude by PGHI / RTPGHI, then K iterations) (their cost
 against the plain decode, timed in the same rounds) and cast to ``--dtypes`` (its speed against the float32 decode
 in the same rounds, and the largest difference to its audio). The first line says which instruction set the CPU has.
@@ -225,7 +227,7 @@ def official_vocos(ours, device: str):
     return lambda mel: head(backbone(mel))
 
 
-def bench_vocos(device: str, seconds: float, repeat: int, phase_settings=(), dtypes=()) -> None:
+def bench_vocos(device: str, seconds: float, repeat: int, phase_settings=(), dtypes=(), also=()) -> None:
     preset = get_preset(MODELS["vocos"])
     torch.manual_seed(0)
     ours = build_generator(preset.name).eval().to(device)
@@ -242,6 +244,13 @@ def bench_vocos(device: str, seconds: float, repeat: int, phase_settings=(), dty
     default = build_generator(DEFAULT_FOURIER).eval().to(device)
     d_mel = (torch.randn(1, default.n_mels, max(2, round(seconds * 22050 / 256)), device=device) - 5.0)
     d_audio_s = d_mel.shape[-1] * default.hop_length / 22050
+    # other 22 kHz 80-band presets (the source-filter family) on the default's mel, weight norm folded outside
+    # inference mode (so their weights are ordinary tensors, as a loaded Vocoder's are)
+    others = {}
+    for name in also:
+        others[name] = build_generator(name).eval().to(device)
+        if hasattr(others[name], "remove_weight_norm"):
+            others[name].remove_weight_norm()
     with torch.inference_mode():
         with exact_fp32():
             y_ours, y_off = ours(mel), official(mel)
@@ -258,6 +267,9 @@ def bench_vocos(device: str, seconds: float, repeat: int, phase_settings=(), dty
             except RuntimeError as e:
                 print(f"  {DEFAULT_FOURIER} in {name}: not supported on {device} ({e})")
         variants += [lambda m=m, x=x: m(x) for m, x, _ in cast.values()]
+        for model in others.values():
+            model(d_mel)  # warm-up
+        variants += [lambda m=m: m(d_mel) for m in others.values()]
         rounds = [(timed(lambda: ours(mel), sync), timed(lambda: official(mel), sync),
                    timed(lambda: default(d_mel), sync), *(timed(f, sync) for f in variants)) for _ in range(repeat)]
     t_ours, t_off, t_def = (min(r[i] for r in rounds) for i in range(3))
@@ -281,6 +293,12 @@ def bench_vocos(device: str, seconds: float, repeat: int, phase_settings=(), dty
         print(f"    in {name}: RTF {t_k / d_audio_s:.4f}, {d_audio_s / t_k:.1f}x real time, "
               f"{t_def / t_k:.2f}x the float32 decode's speed, max|diff| to it {diff_dt:.1e} "
               f"(peak {y_def.abs().max().item():.2f})")
+    for i, name in enumerate(others):
+        t_k = min(r[3 + len(phase_settings) + len(cast) + i] for r in rounds)
+        ratio = sorted(r[1] / audio_s / (r[3 + len(phase_settings) + len(cast) + i] / d_audio_s) for r in rounds)
+        print(f"  {name}: RTF {t_k / d_audio_s:.4f}, {d_audio_s / t_k:.1f}x real time, "
+              f"{(t_off / audio_s) / (t_k / d_audio_s):.2f}x official vocos' speed (per round: median "
+              f"{statistics.median(ratio):.2f}x)")
 
 
 def main(argv=None) -> int:
@@ -297,6 +315,8 @@ def main(argv=None) -> int:
                         "(phase from its amplitude by pghi / rtpghi, then K iterations; '' for none)")
     p.add_argument("--dtypes", default="bfloat16,float16",
                    help="vocos: also time the default architecture cast to these dtypes (comma list; '' for none)")
+    p.add_argument("--also", default="hiftnet_frame_22khz,istftnet_c8c8i_22khz,hiftnet_22khz",
+                   help="vocos: also time these 22 kHz 80-band presets in the same rounds (comma list; '' for none)")
     p.add_argument("--isa", choices=("default", "avx2", "avx512"), default=None,
                    help="code path of our CPU activation kernel (default: the widest the CPU has)")
     args = p.parse_args(argv)
@@ -342,7 +362,10 @@ def main(argv=None) -> int:
                 if bad:
                     print(f"--dtypes: not torch dtypes: {bad}", file=sys.stderr)
                     return 2
-                bench_vocos(device, args.seconds, args.repeat, settings, dtypes)
+                also = [a.strip() for a in args.also.split(",") if a.strip()]
+                for a in also:
+                    get_preset(a)  # an unknown preset is refused before anything is timed
+                bench_vocos(device, args.seconds, args.repeat, settings, dtypes, also)
             else:
                 bench(name, device, args.seconds, args.repeat)
     return 0

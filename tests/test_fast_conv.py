@@ -39,3 +39,19 @@ def test_fast_conv_module_inference_and_training():
         conv.weight.mul_(2.0)
     with torch.inference_mode():
         assert (conv(x.detach()) - 2 * (ref - conv.bias[:, None]) - conv.bias[:, None]).abs().max() <= 1e-4
+
+
+def test_weights_folded_under_inference_mode_still_run():
+    """Weight norm folded inside ``torch.inference_mode`` leaves an inference tensor, which has no version counter
+    to key the cached spectrum on: the FFT path computes it afresh each call, and follows an in-place change."""
+    torch.manual_seed(0)
+    conv = weight_norm(FastConv1d(128, 128, 7, dilation=3, padding=9))
+    x = torch.randn(1, 128, 300)
+    with torch.inference_mode():
+        remove_weight_norm(conv)
+        assert conv.weight.is_inference()
+        ref = F.conv1d(x, conv.weight, conv.bias, padding=9, dilation=3)
+        assert (conv(x) - ref).abs().max() <= 1e-5 * ref.abs().max()
+        conv.weight.mul_(2.0)
+        ref2 = F.conv1d(x, conv.weight, conv.bias, padding=9, dilation=3)
+        assert (conv(x) - ref2).abs().max() <= 1e-5 * ref2.abs().max()

@@ -83,6 +83,8 @@ class FastConv1d(nn.Conv1d):
 
     def _spectrum(self, n_fft: int) -> torch.Tensor:
         w = self.weight
+        if w.is_inference():  # made under torch.inference_mode (e.g. weight norm folded there): no version
+            return fft_weight(w.detach(), n_fft)  # counter to tell an in-place write, so nothing is cached
         key = (w.data_ptr(), w._version, n_fft, w.dtype)
         cache = self.__dict__.get("_fft_cache")
         if cache is None or cache[0] != key:

@@ -12,7 +12,8 @@ Two families, one idea:
 - ``hiftnet_frame``: the Fourier family's ConvNeXt backbone at frame rate (:mod:`.vocos`'s classes), reading the
   mel next to the source's STFT at the head's n_fft and hop (log-amplitude, and the cos / sin of its phase); the
   head predicts the log-amplitude and a phase *residual* added to the source's phase (its projection starts at
-  zero: the untrained model has the source's phase).
+  zero: the untrained model has the source's phase). ``prior="pinv"``: the default model's amplitude prior
+  (FreeV): the backbone reads the mel's pinv log-amplitude instead of the mel, and predicts a residual on it.
 
 Differences from the official code, each for exact streaming or export: the source's STFT is fed as real and
 imaginary parts (HiFTNet: magnitude and ``atan2`` phase, whose 2 pi jumps for bins near zero follow float rounding,
@@ -67,7 +68,7 @@ from ..nn.streaming.source import StreamFramewise
 from ..nn.weight_normalization import remove_weight_norm, weight_norm
 from .common import as_nested_tuple, as_tuple, check_generator_input, check_upsampling, mrf, mrf_resblocks
 from .registry import register_generator, register_preset, resolve_config
-from .vocos import MAX_AMPLITUDE, FourierHead, VocosBackbone
+from .vocos import MAX_AMPLITUDE, PRIOR_FLOOR, PRIORS, FourierHead, VocosBackbone, pinv_basis, pinv_log_amplitude
 
 __all__ = ["HiFTNetConfig", "HiFTNetGenerator", "HiFTNetFrameConfig", "HiFTNetFrameGenerator", "SnakeResBlock",
            "SourceSTFT", "HIFTNET_22KHZ", "ISTFTNET_C8C8I_22KHZ", "HIFTNET_FRAME_22KHZ", "stream_hiftnet",
@@ -179,6 +180,12 @@ class HiFTNetFrameConfig(_SourceFields):
     padding: str = "same"
     #: the backbone also reads the cos / sin of the source's phase (else its log-amplitude only)
     source_phase_input: bool = True
+    #: ``"pinv"``: the default model's amplitude prior (FreeV): the backbone reads ``log A0`` of the mel
+    #: (``[B, n_fft // 2 + 1, T]``) instead of the mel, and the log-amplitude is ``log A0`` plus a residual whose
+    #: projection starts at zero; ``fmin`` / ``fmax`` are the mel filterbank's it inverts
+    prior: Optional[str] = None
+    fmin: float = 0.0
+    fmax: Optional[float] = 8000.0
 
     def __post_init__(self):
         self._check_source()
@@ -187,11 +194,17 @@ class HiFTNetFrameConfig(_SourceFields):
                              f"{self.intermediate_dim}, {self.num_layers}")
         if self.padding != "same":
             raise ValueError(f"hiftnet_frame frames its STFTs with padding 'same' only, got {self.padding!r}")
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
         _check_istft(self.n_fft, self.hop_length)
 
     @property
     def n_bins(self) -> int:
         return self.n_fft // 2 + 1
+
+    def prior_mel_config(self) -> MelConfig:
+        return MelConfig(sample_rate=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length,
+                         win_length=self.n_fft, n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax)
 
 
 def _check_istft(n_fft: int, hop: int) -> None:
@@ -306,16 +319,37 @@ class MelAndSourceFeatures(nn.Module):
 
 class ResidualPhase(nn.Module):
     """``[log_amplitude, residual, source real, source imaginary] [B, 4F, T]`` -> ``[log_amplitude, phase]``
-    ``[B, 2F, T]`` with ``phase = atan2(I, R) + residual`` (the source's phase plus the predicted residual)."""
+    ``[B, 2F, T]`` with ``phase = atan2(I, R) + residual`` (the source's phase plus the predicted residual).
+    ``with_prior``: ``[log_amplitude, residual, prior, R, I] [B, 5F, T]``, the log-amplitude ``prior + log_amplitude``
+    (the offline generator's sum, in its order)."""
 
-    def __init__(self, n_bins: int):
+    def __init__(self, n_bins: int, with_prior: bool = False):
         super().__init__()
         self.n_bins = int(n_bins)
+        self.with_prior = bool(with_prior)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.n_bins
-        phase = torch.atan2(x[:, 3 * f:4 * f], x[:, 2 * f:3 * f]) + x[:, f:2 * f]
-        return torch.cat([x[:, :f], phase], dim=1)
+        s = 3 * f if self.with_prior else 2 * f  # the source's R, I
+        log_amp = x[:, 2 * f:3 * f] + x[:, :f] if self.with_prior else x[:, :f]
+        phase = torch.atan2(x[:, s + f:s + 2 * f], x[:, s:s + f]) + x[:, f:2 * f]
+        return torch.cat([log_amp, phase], dim=1)
+
+
+class PriorAndSource(nn.Module):
+    """``[mel, source R, source I] [B, n_mels + 2F, T]`` -> ``[log A0, R, I] [B, 3F, T]``: the mel replaced by the
+    pinv amplitude prior of :func:`~vocoder.generators.vocos.pinv_log_amplitude` (frame-wise, no context), in the
+    mel's dtype."""
+
+    def __init__(self, basis: torch.Tensor, n_mels: int):
+        super().__init__()
+        self.register_buffer("basis", basis, persistent=False)  # from the config: not saved
+        self.n_mels = int(n_mels)
+        self.floor = PRIOR_FLOOR  # an attribute: TorchScript reads no module globals
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mel = x[:, :self.n_mels]
+        return torch.cat([pinv_log_amplitude(self.basis, mel, self.floor).to(mel.dtype), x[:, self.n_mels:]], dim=1)
 
 
 class SinePhase(nn.Module):
@@ -587,6 +621,7 @@ def stream_hiftnet_frame(gen: "HiFTNetFrameGenerator") -> StreamSequential:
     source's phase plus the residual, and the inverse STFT's overlap-add."""
     bb, head, cfg = gen.backbone, gen.head, gen.config
     f = cfg.n_bins
+    n_in = f if gen.prior is not None else cfg.n_mels  # what the features read in front of the source's R, I
     source = StreamSequential([gen.stream_source(), gen.source_stft.stream()])
     layers: List[StreamLayer] = [StreamFramewise(gen.features), StreamConv1d.from_conv(bb.embed),
                                  StreamChannelNorm(bb.norm)]
@@ -595,11 +630,14 @@ def stream_hiftnet_frame(gen: "HiFTNetFrameGenerator") -> StreamSequential:
         layers.append(StreamSum([pw, StreamIdentity()], cfg.dim))
     layers += [StreamChannelNorm(bb.final_layer_norm), StreamFourierHead(head)]
     istft = head.istft
+    # the source's R, I (and with the prior, log A0 in front of them) wait beside the backbone for its frames
+    kept = 3 * f if gen.prior is not None else 2 * f
     return StreamSequential([
         StreamConcat([StreamIdentity(), source], [cfg.n_mels, 2 * f]),
-        StreamConcat([StreamSequential(layers), StreamFramewise(_Channels(cfg.n_mels, cfg.n_mels + 2 * f))],
-                     [2 * f, 2 * f]),
-        StreamFramewise(ResidualPhase(f)),
+        *([StreamFramewise(gen.prior)] if gen.prior is not None else []),
+        StreamConcat([StreamSequential(layers), StreamFramewise(_Channels(n_in + 2 * f - kept, n_in + 2 * f))],
+                     [2 * f, kept]),
+        StreamFramewise(ResidualPhase(f, with_prior=gen.prior is not None)),
         StreamISTFT(istft.window, istft.n_fft, istft.hop_length, istft.padding, MAX_AMPLITUDE),
     ])
 
@@ -629,14 +667,20 @@ class HiFTNetFrameGenerator(_SourceFilter):
         self.n_mels, self.hop_length = config.n_mels, config.hop_length
         self._build_source(config, config.hop_length)
         self.source_stft = SourceSTFT(config.n_fft, config.hop_length)
-        self.features = MelAndSourceFeatures(config.n_mels, config.n_bins, config.source_phase_input)
-        inputs = config.n_mels + (3 if config.source_phase_input else 1) * config.n_bins
+        # with the pinv prior the backbone reads log A0 where it would read the mel
+        self.prior = (PriorAndSource(pinv_basis(config.prior_mel_config()), config.n_mels)
+                      if config.prior is not None else None)
+        n_in = config.n_bins if self.prior is not None else config.n_mels
+        self.features = MelAndSourceFeatures(n_in, config.n_bins, config.source_phase_input)
+        inputs = n_in + (3 if config.source_phase_input else 1) * config.n_bins
         self.backbone = VocosBackbone(inputs, config.dim, config.intermediate_dim, config.num_layers,
                                       config.layer_scale_init_value)
         self.head = FourierHead(config.dim, config.n_fft, config.hop_length, config.padding, "vocos")
         with torch.no_grad():  # the phase residual starts at zero: the untrained model has the source's phase
             self.head.out.weight[config.n_bins:].zero_()
             self.head.out.bias[config.n_bins:].zero_()
+        if self.prior is not None:  # and the amplitude residual too: the untrained model has the prior's amplitude
+            self.head.zero_amplitude_projection()
 
     def _check(self, mel: torch.Tensor) -> None:
         check_generator_input(mel, self.n_mels)
@@ -649,8 +693,13 @@ class HiFTNetFrameGenerator(_SourceFilter):
         :meth:`graph_excitation` makes it."""
         self._check(mel)
         ri = self.source_stft(self.graph_excitation(mel) if graph else self.excitation(mel))
-        log_amp, residual = self.head(self.backbone(self.features(torch.cat([mel, ri.to(mel.dtype)], dim=1))))
-        return log_amp, residual, ri
+        x = torch.cat([mel, ri.to(mel.dtype)], dim=1)
+        if self.prior is None:
+            log_amp, residual = self.head(self.backbone(self.features(x)))
+            return log_amp, residual, ri
+        x = self.prior(x)  # [log A0, R, I]
+        log_amp, residual = self.head(self.backbone(self.features(x)))
+        return x[:, :self.config.n_bins] + log_amp, residual, ri
 
     def spectrum(self, mel: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``mel [B, n_mels, T] -> (log_amplitude, phase)``, each ``[B, n_fft // 2 + 1, T]``; the phase is the

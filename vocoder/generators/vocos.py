@@ -205,6 +205,18 @@ def _check_prior(gen: nn.Module, prior: StreamMelPrior) -> None:
                            "update vocoder.nn.streaming.fourier.StreamMelPrior")
 
 
+def pinv_basis(mel_config: MelConfig) -> torch.Tensor:
+    """``pinv(mel_basis)`` ``[n_fft // 2 + 1, n_mels]`` of our Slaney filterbank (float32, computed in float64)."""
+    return torch.linalg.pinv(mel_filterbank(mel_config).double()).float()
+
+
+def pinv_log_amplitude(basis: torch.Tensor, mel: torch.Tensor, floor: float = PRIOR_FLOOR) -> torch.Tensor:
+    """``log clamp(basis @ exp(mel), floor)``: ``[B, n_mels, T] -> [B, n_fft//2+1, T]`` (float32), in float64 (see
+    :meth:`VocosGenerator.prior_log_amplitude`)."""
+    amp = torch.matmul(basis.double(), torch.exp(mel.double()))
+    return torch.log(torch.clamp(amp, min=floor)).float()
+
+
 @register_generator("vocos", VocosConfig, streaming=stream_vocos, fourier=True)
 class VocosGenerator(nn.Module):
     """ConvNeXt backbone + Fourier head; ``forward(mel [B, n_mels, T]) -> wav [B, 1, T * hop]``."""
@@ -221,8 +233,7 @@ class VocosGenerator(nn.Module):
         self.head = FourierHead(config.dim, config.n_fft, config.hop_length, config.padding, config.head)
         if config.prior is not None:
             # Deterministic from the config, so not saved: pinv of the Slaney filterbank [F, n_mels].
-            basis = mel_filterbank(config.prior_mel_config()).double()
-            self.register_buffer("prior_basis", torch.linalg.pinv(basis).float(), persistent=False)
+            self.register_buffer("prior_basis", pinv_basis(config.prior_mel_config()), persistent=False)
             self.head.zero_amplitude_projection()
         else:
             self.prior_basis = None
@@ -237,8 +248,7 @@ class VocosGenerator(nn.Module):
         """
         if self.prior_basis is None:
             raise ValueError("this generator has no amplitude prior (config.prior is None)")
-        amp = torch.matmul(self.prior_basis.double(), torch.exp(mel.double()))
-        return torch.log(torch.clamp(amp, min=PRIOR_FLOOR)).float()
+        return pinv_log_amplitude(self.prior_basis, mel)
 
     def spectrum(self, mel: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``mel [B, n_mels, T] -> (log_amplitude, phase)``, each ``[B, n_fft//2+1, T]``."""

@@ -293,9 +293,9 @@ def bench_vocos(device: str, seconds: float, repeat: int, phase_settings=(), dty
         print(f"    in {name}: RTF {t_k / d_audio_s:.4f}, {d_audio_s / t_k:.1f}x real time, "
               f"{t_def / t_k:.2f}x the float32 decode's speed, max|diff| to it {diff_dt:.1e} "
               f"(peak {y_def.abs().max().item():.2f})")
-    for i, name in enumerate(others):
-        t_k = min(r[3 + len(phase_settings) + len(cast) + i] for r in rounds)
-        ratio = sorted(r[1] / audio_s / (r[3 + len(phase_settings) + len(cast) + i] / d_audio_s) for r in rounds)
+    for i, name in enumerate(others, start=3 + len(phase_settings) + len(cast)):  # i: its column in a round
+        t_k = min(r[i] for r in rounds)
+        ratio = sorted(r[1] / audio_s / (r[i] / d_audio_s) for r in rounds)
         print(f"  {name}: RTF {t_k / d_audio_s:.4f}, {d_audio_s / t_k:.1f}x real time, "
               f"{(t_off / audio_s) / (t_k / d_audio_s):.2f}x official vocos' speed (per round: median "
               f"{statistics.median(ratio):.2f}x)")

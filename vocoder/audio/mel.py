@@ -166,6 +166,24 @@ def mel_filterbank(config: MelConfig, device=None, dtype=torch.float32) -> torch
     return torch.from_numpy(fb).to(device=device, dtype=dtype)
 
 
+def pinv_basis(config: MelConfig) -> torch.Tensor:
+    """``pinv(mel_filterbank)`` ``[n_fft // 2 + 1, n_mels]`` (float32, computed in float64): the amplitude prior of
+    the Fourier-head generators inverts the mel with it."""
+    return torch.linalg.pinv(mel_filterbank(config).double()).float()
+
+
+def pinv_log_amplitude(basis: torch.Tensor, mel: torch.Tensor, floor: float) -> torch.Tensor:
+    """``log clamp(basis @ exp(mel), floor)``: ``[B, n_mels, T] -> [B, n_fft // 2 + 1, T]`` (float32).
+
+    Computed in float64: the pseudo-inverse has entries of both signs, and for mels no spectrum has (a TTS
+    model's, random ones) its products cancel down to the floor; in float32 the rounding of that sum depends on
+    how the matmul is blocked, i.e. on the number of frames, so a chunk and the whole utterance (streaming vs
+    offline) got log-amplitudes apart by up to 5e-4. In float64 both round to the same float32.
+    """
+    amp = torch.matmul(basis.double(), torch.exp(mel.double()))
+    return torch.log(torch.clamp(amp, min=floor)).float()
+
+
 def spectral_normalize(x: torch.Tensor, clip_val: float = 1e-5) -> torch.Tensor:
     """Natural log with a floor, HiFi-GAN's ``dynamic_range_compression_torch``."""
     return torch.log(torch.clamp(x, min=clip_val))

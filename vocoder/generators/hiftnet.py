@@ -52,7 +52,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..audio.mel import MelConfig
+from ..audio.mel import MelConfig, pinv_basis, pinv_log_amplitude
 from ..nn.activations import Snake
 from ..nn.blocks import LRELU_SLOPE, ResBlock1, get_padding
 from ..nn.convnext import InverseSTFT, synthesis_dtype
@@ -68,7 +68,7 @@ from ..nn.streaming.source import StreamFramewise
 from ..nn.weight_normalization import remove_weight_norm, weight_norm
 from .common import as_nested_tuple, as_tuple, check_generator_input, check_upsampling, mrf, mrf_resblocks
 from .registry import register_generator, register_preset, resolve_config
-from .vocos import MAX_AMPLITUDE, PRIOR_FLOOR, PRIORS, FourierHead, VocosBackbone, pinv_basis, pinv_log_amplitude
+from .vocos import MAX_AMPLITUDE, PRIOR_FLOOR, PRIORS, FourierHead, VocosBackbone, VocosConfig
 
 __all__ = ["HiFTNetConfig", "HiFTNetGenerator", "HiFTNetFrameConfig", "HiFTNetFrameGenerator", "SnakeResBlock",
            "SourceSTFT", "HIFTNET_22KHZ", "ISTFTNET_C8C8I_22KHZ", "HIFTNET_FRAME_22KHZ", "stream_hiftnet",
@@ -202,9 +202,8 @@ class HiFTNetFrameConfig(_SourceFields):
     def n_bins(self) -> int:
         return self.n_fft // 2 + 1
 
-    def prior_mel_config(self) -> MelConfig:
-        return MelConfig(sample_rate=self.sample_rate, n_fft=self.n_fft, hop_length=self.hop_length,
-                         win_length=self.n_fft, n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax)
+    #: the filterbank the prior inverts, from the same fields as the vocos family's
+    prior_mel_config = VocosConfig.prior_mel_config
 
 
 def _check_istft(n_fft: int, hop: int) -> None:
@@ -338,7 +337,7 @@ class ResidualPhase(nn.Module):
 
 class PriorAndSource(nn.Module):
     """``[mel, source R, source I] [B, n_mels + 2F, T]`` -> ``[log A0, R, I] [B, 3F, T]``: the mel replaced by the
-    pinv amplitude prior of :func:`~vocoder.generators.vocos.pinv_log_amplitude` (frame-wise, no context), in the
+    pinv amplitude prior of :func:`~vocoder.audio.mel.pinv_log_amplitude` (frame-wise, no context), in the
     mel's dtype."""
 
     def __init__(self, basis: torch.Tensor, n_mels: int):
@@ -694,12 +693,12 @@ class HiFTNetFrameGenerator(_SourceFilter):
         self._check(mel)
         ri = self.source_stft(self.graph_excitation(mel) if graph else self.excitation(mel))
         x = torch.cat([mel, ri.to(mel.dtype)], dim=1)
-        if self.prior is None:
-            log_amp, residual = self.head(self.backbone(self.features(x)))
-            return log_amp, residual, ri
-        x = self.prior(x)  # [log A0, R, I]
+        if self.prior is not None:
+            x = self.prior(x)  # [log A0, R, I]
         log_amp, residual = self.head(self.backbone(self.features(x)))
-        return x[:, :self.config.n_bins] + log_amp, residual, ri
+        if self.prior is not None:
+            log_amp = x[:, :self.config.n_bins] + log_amp
+        return log_amp, residual, ri
 
     def spectrum(self, mel: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``mel [B, n_mels, T] -> (log_amplitude, phase)``, each ``[B, n_fft // 2 + 1, T]``; the phase is the

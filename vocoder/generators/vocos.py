@@ -23,7 +23,7 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn as nn
 
-from ..audio.mel import MelConfig, mel_filterbank
+from ..audio.mel import MelConfig, pinv_basis, pinv_log_amplitude
 from ..nn.convnext import ISTFT_PADDINGS, ConvNeXtBlock, InverseSTFT, synthesis_dtype
 from ..nn.phase_refinement import DEFAULT_MOMENTUM, refine_phase
 from ..nn.phase_retrieval import retrieve_phase
@@ -205,18 +205,6 @@ def _check_prior(gen: nn.Module, prior: StreamMelPrior) -> None:
                            "update vocoder.nn.streaming.fourier.StreamMelPrior")
 
 
-def pinv_basis(mel_config: MelConfig) -> torch.Tensor:
-    """``pinv(mel_basis)`` ``[n_fft // 2 + 1, n_mels]`` of our Slaney filterbank (float32, computed in float64)."""
-    return torch.linalg.pinv(mel_filterbank(mel_config).double()).float()
-
-
-def pinv_log_amplitude(basis: torch.Tensor, mel: torch.Tensor, floor: float = PRIOR_FLOOR) -> torch.Tensor:
-    """``log clamp(basis @ exp(mel), floor)``: ``[B, n_mels, T] -> [B, n_fft//2+1, T]`` (float32), in float64 (see
-    :meth:`VocosGenerator.prior_log_amplitude`)."""
-    amp = torch.matmul(basis.double(), torch.exp(mel.double()))
-    return torch.log(torch.clamp(amp, min=floor)).float()
-
-
 @register_generator("vocos", VocosConfig, streaming=stream_vocos, fourier=True)
 class VocosGenerator(nn.Module):
     """ConvNeXt backbone + Fourier head; ``forward(mel [B, n_mels, T]) -> wav [B, 1, T * hop]``."""
@@ -239,16 +227,11 @@ class VocosGenerator(nn.Module):
             self.prior_basis = None
 
     def prior_log_amplitude(self, mel: torch.Tensor) -> torch.Tensor:
-        """``log clamp(pinv(mel_basis) @ exp(mel), 1e-5)``: ``[B, n_mels, T] -> [B, n_fft//2+1, T]`` (float32).
-
-        Computed in float64: the pseudo-inverse has entries of both signs, and for mels no spectrum has (a TTS
-        model's, random ones) its products cancel down to the floor; in float32 the rounding of that sum depends on
-        how the matmul is blocked, i.e. on the number of frames, so a chunk and the whole utterance (streaming vs
-        offline) got log-amplitudes apart by up to 5e-4. In float64 both round to the same float32.
-        """
+        """``log clamp(pinv(mel_basis) @ exp(mel), 1e-5)``: ``[B, n_mels, T] -> [B, n_fft//2+1, T]`` (float32),
+        computed in float64 (:func:`vocoder.audio.mel.pinv_log_amplitude` says why)."""
         if self.prior_basis is None:
             raise ValueError("this generator has no amplitude prior (config.prior is None)")
-        return pinv_log_amplitude(self.prior_basis, mel)
+        return pinv_log_amplitude(self.prior_basis, mel, PRIOR_FLOOR)
 
     def spectrum(self, mel: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """``mel [B, n_mels, T] -> (log_amplitude, phase)``, each ``[B, n_fft//2+1, T]``."""

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ...audio.mel import pinv_log_amplitude
 from ..convnext import synthesis_dtype
 from .base import StateAllocator, StreamLayer
 
@@ -53,7 +54,8 @@ class StreamFourierHead(StreamLayer):
 
 class StreamMelPrior(StreamLayer):
     """The pinv amplitude prior, frame-wise (no state): ``mel [B, n_mels, t] -> log clamp(pinv @ exp(mel), floor)``
-    ``[B, n_bins, t]``, the arithmetic of ``VocosGenerator.prior_log_amplitude`` (checked against it when built)."""
+    ``[B, n_bins, t]``, by :func:`~vocoder.audio.mel.pinv_log_amplitude` as ``VocosGenerator.prior_log_amplitude``
+    (checked against it when built)."""
 
     def __init__(self, basis: torch.Tensor, floor: float):
         super().__init__()
@@ -64,9 +66,8 @@ class StreamMelPrior(StreamLayer):
     def forward(self, x: torch.Tensor, states: List[torch.Tensor], final: bool) -> torch.Tensor:
         if x.shape[2] == 0:
             return x.new_zeros(x.shape[0], self.n_bins, 0)
-        amp = torch.matmul(self.basis.double(), torch.exp(x.double()))  # float64: see prior_log_amplitude
         # through float32 first, as the offline generator's prior_log_amplitude(mel).to(mel.dtype) rounds
-        return torch.log(torch.clamp(amp, min=self.floor)).float().to(x.dtype)
+        return pinv_log_amplitude(self.basis, x, self.floor).to(x.dtype)
 
 
 class StreamISTFT(StreamLayer):
